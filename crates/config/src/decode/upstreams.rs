@@ -203,7 +203,13 @@ fn health_check(r: &Reader<'_>) -> Option<HealthCheck> {
     let timeout = r.ms("timeout-ms");
     let healthy = r.uint("healthy-threshold");
     let unhealthy = r.uint("unhealthy-threshold");
-    let probe = match (http.into_iter().next(), tcp) {
+    // Read the http probe's keys whatever happens next, so all its problems are reported.
+    let http = http.into_iter().next().map(|(path, b)| {
+        let expect = b.uint::<u16>("expect-status");
+        let host = b.nonempty("host");
+        (path, expect, host)
+    });
+    let probe = match (http, tcp) {
         (Some(_), true) => {
             cx.report(
                 Problem::new(
@@ -215,9 +221,7 @@ fn health_check(r: &Reader<'_>) -> Option<HealthCheck> {
             );
             None
         }
-        (Some((path, b)), false) => {
-            let expect = b.uint::<u16>("expect-status");
-            let host = b.nonempty("host");
+        (Some((path, expect, host)), false) => {
             if !path.value.starts_with('/') {
                 invalid(
                     cx,

@@ -63,7 +63,7 @@ static AGENT: BlockSchema = BlockSchema {
             },
             D::Int(100),
             "Calls in flight at once; a call that gets no permit within `queue-timeout-ms` fails (saturation).",
-            "max-concurrent-calls 100",
+            "max-concurrent-calls 50",
         ),
         K::new(
             "queue-timeout-ms",
@@ -207,7 +207,7 @@ static CIRCUIT_BREAKER: BlockSchema = BlockSchema {
             },
             D::Int(5),
             "Consecutive failures that open the breaker.",
-            "failure-threshold 5",
+            "failure-threshold 10",
         ),
         K::new(
             "success-threshold",
@@ -229,7 +229,7 @@ static CIRCUIT_BREAKER: BlockSchema = BlockSchema {
             },
             D::Int(30),
             "How long it stays open before a probe.",
-            "timeout-seconds 30",
+            "timeout-seconds 60",
         ),
     ],
 };
@@ -321,7 +321,7 @@ static FILTER: BlockSchema = BlockSchema {
             },
             D::Int(100_000),
             "Buckets kept at once; beyond it the least recently used bucket is evicted.",
-            "max-keys 100000",
+            "max-keys 50000",
         ),
     ],
 };

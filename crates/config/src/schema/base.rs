@@ -65,7 +65,7 @@ static SERVER: BlockSchema = BlockSchema {
             },
             D::Int(30),
             "After SIGTERM, how long in-flight requests may run before the process exits.",
-            "graceful-shutdown-timeout-secs 30",
+            "graceful-shutdown-timeout-secs 10",
         ),
         K::new(
             "trusted-proxies",
@@ -79,7 +79,7 @@ static SERVER: BlockSchema = BlockSchema {
             Kind::Str,
             D::Str("x-request-id"),
             "Header that carries the request ID generated at the edge, sent upstream and back to the client.",
-            r#"request-id-header "x-request-id""#,
+            r#"request-id-header "x-correlation-id""#,
         ),
     ],
 };
@@ -152,7 +152,7 @@ static LISTENER: BlockSchema = BlockSchema {
             },
             D::Int(10_000),
             "Deadline for a client to send the complete request headers (slow-header protection); the connection is closed beyond it.",
-            "header-read-timeout-ms 10000",
+            "header-read-timeout-ms 5000",
         ),
         K::new(
             "idle-timeout-ms",
@@ -163,7 +163,7 @@ static LISTENER: BlockSchema = BlockSchema {
             },
             D::Int(60_000),
             "How long an idle keep-alive client connection stays open.",
-            "idle-timeout-ms 60000",
+            "idle-timeout-ms 30000",
         ),
     ],
 };
@@ -315,7 +315,7 @@ static LIMITS: BlockSchema = BlockSchema {
             },
             D::Int(10_000),
             "Open client connections across all listeners; new connections beyond it are closed at once.",
-            "max-connections 10000",
+            "max-connections 50000",
         ),
         K::new(
             "max-connections-per-client",
@@ -337,7 +337,7 @@ static LIMITS: BlockSchema = BlockSchema {
             },
             D::Int(100_000),
             "Client IPs tracked for `max-connections-per-client`; when full, new clients are refused until tracked ones close their connections.",
-            "max-tracked-clients 100000",
+            "max-tracked-clients 50000",
         ),
         K::new(
             "max-in-flight-requests",
@@ -403,7 +403,7 @@ macro_rules! log_block {
                     Kind::Enum(LogDestinationKind::NAMES),
                     D::Str($dest),
                     "`stdout`, `stderr`, `file` (needs `path`; reopened on SIGUSR1), or `off`.",
-                    r#"destination "file""#,
+                    r#"destination "stderr""#,
                 ),
                 K::new(
                     "path",
@@ -417,7 +417,7 @@ macro_rules! log_block {
                     Kind::Enum(LogFormat::NAMES),
                     D::Str("json"),
                     "`json` (one object per line) or `text` (key=value).",
-                    r#"format "json""#,
+                    r#"format "text""#,
                 ),
             ],
         };
@@ -450,7 +450,7 @@ static ERROR_LOG: BlockSchema = BlockSchema {
             Kind::Enum(LogDestinationKind::NAMES),
             D::Str("stderr"),
             "`stdout`, `stderr`, `file` (needs `path`; reopened on SIGUSR1), or `off`.",
-            r#"destination "stderr""#,
+            r#"destination "stdout""#,
         ),
         K::new(
             "path",
@@ -494,7 +494,7 @@ static METRICS: BlockSchema = BlockSchema {
             Kind::Str,
             D::Str("/metrics"),
             "HTTP path of the metrics endpoint.",
-            r#"path "/metrics""#,
+            r#"path "/internal/metrics""#,
         ),
     ],
 };
@@ -510,7 +510,7 @@ static ADMIN: BlockSchema = BlockSchema {
             Kind::SocketAddr,
             D::Str("127.0.0.1:9901"),
             "Address of the admin listener.",
-            r#"address "127.0.0.1:9901""#,
+            r#"address "127.0.0.1:9911""#,
         ),
         K::new(
             "token-file",

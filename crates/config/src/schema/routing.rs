@@ -428,7 +428,7 @@ static HEALTH_CHECK: BlockSchema = BlockSchema {
             },
             D::Int(2),
             "Consecutive successful probes that bring a target back.",
-            "healthy-threshold 2",
+            "healthy-threshold 3",
         ),
         K::new(
             "unhealthy-threshold",
@@ -439,7 +439,7 @@ static HEALTH_CHECK: BlockSchema = BlockSchema {
             },
             D::Int(3),
             "Consecutive failed probes that take a target out.",
-            "unhealthy-threshold 3",
+            "unhealthy-threshold 5",
         ),
     ],
 };
@@ -535,7 +535,7 @@ static UPSTREAM_TIMEOUTS: BlockSchema = BlockSchema {
             },
             D::Int(30_000),
             "Longest wait for the next bytes of a response; beyond it: 504.",
-            "read-ms 30000",
+            "read-ms 10000",
         ),
         K::new(
             "write-ms",
@@ -546,7 +546,7 @@ static UPSTREAM_TIMEOUTS: BlockSchema = BlockSchema {
             },
             D::Int(30_000),
             "Longest wait to write the next bytes of a request.",
-            "write-ms 30000",
+            "write-ms 10000",
         ),
     ],
 };
