@@ -8,7 +8,7 @@ const MAX_FRAME: i64 = 16 * 1024 * 1024;
 pub(super) static AGENTS: BlockSchema = BlockSchema {
     path: "agents",
     syntax: "agents { … }",
-    doc: "External agents: separate processes that inspect traffic and return decisions (see docs/agent-protocol.md). Each has its own concurrency cap, timeout and circuit breaker, so a slow agent only affects routes that use it.",
+    doc: "External agents: separate processes that inspect traffic and return decisions. Each has its own concurrency cap, timeout and circuit breaker, so a slow agent only affects routes that use it.",
     form: Form::Children,
     keys: &[K::new(
         "agent",
