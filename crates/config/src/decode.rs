@@ -43,19 +43,18 @@ pub(crate) fn config(
     } else {
         None
     };
-    if let (Some(o), None) = (&observability, &admin) {
-        if let Some(span) = o.metrics_written {
-            if o.value.metrics.enabled {
-                cx.report(
-                    Problem::new(
-                        Code::Conflict,
-                        Some(span),
-                        "metrics are served on the admin listener, but there is no `admin` block",
-                    )
-                    .help("add `admin { address \"127.0.0.1:9901\"; }`, or set `enabled #false`"),
-                );
-            }
-        }
+    if let (Some(o), None) = (&observability, &admin)
+        && let Some(span) = o.metrics_written
+        && o.value.metrics.enabled
+    {
+        cx.report(
+            Problem::new(
+                Code::Conflict,
+                Some(span),
+                "metrics are served on the admin listener, but there is no `admin` block",
+            )
+            .help("add `admin { address \"127.0.0.1:9901\"; }`, or set `enabled #false`"),
+        );
     }
 
     let upstreams = collect(

@@ -211,20 +211,20 @@ impl<'a> Reader<'a> {
             return;
         };
         let key = &self.schema.keys[i];
-        if !key.repeatable {
-            if let Some(first) = self.slots[i].first() {
-                self.cx.report(
-                    Problem::new(
-                        Code::DuplicateKey,
-                        Some(name_span),
-                        format!("`{name}` is set twice in {}", self.context),
-                    )
-                    .label("second setting")
-                    .related(first.span(), "first set here")
-                    .help(format!("`{name}` may appear once; remove one of them")),
-                );
-                return;
-            }
+        if !key.repeatable
+            && let Some(first) = self.slots[i].first()
+        {
+            self.cx.report(
+                Problem::new(
+                    Code::DuplicateKey,
+                    Some(name_span),
+                    format!("`{name}` is set twice in {}", self.context),
+                )
+                .label("second setting")
+                .related(first.span(), "first set here")
+                .help(format!("`{name}` may appear once; remove one of them")),
+            );
+            return;
         }
         self.slots[i].push(slot);
     }

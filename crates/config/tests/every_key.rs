@@ -3,6 +3,8 @@
 //! shown that way are listed with the test that covers them instead, and the list is
 //! checked too, so it cannot go stale.
 
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, reason = "test code fails loudly")]
+
 use std::collections::BTreeSet;
 
 use zentinel_config::schema::{Kind, all_blocks};
@@ -85,60 +87,160 @@ admin { address "127.0.0.1:9901"; /*@admin*/ }
 
 /// Baseline lines that a key's example replaces rather than joins: (block, key, text).
 const BASE_LINES: &[(&str, &str, &str)] = &[
-    ("listeners.listener", "address", r#"address "127.0.0.1:8080";"#),
+    (
+        "listeners.listener",
+        "address",
+        r#"address "127.0.0.1:8080";"#,
+    ),
     ("routes.route", "upstream", r#"upstream "u""#),
     ("routes.route", "filters", r#"filters "a" "f""#),
     ("routes.route.retry", "max-attempts", "max-attempts 4;"),
-    ("agents.agent", "events", r#"events "request-headers" "request-body" "response-body""#),
-    ("agents.agent.transport", "unix-socket", r#"unix-socket "/run/a.sock";"#),
+    (
+        "agents.agent",
+        "events",
+        r#"events "request-headers" "request-body" "response-body""#,
+    ),
+    (
+        "agents.agent.transport",
+        "unix-socket",
+        r#"unix-socket "/run/a.sock";"#,
+    ),
     ("upstreams.upstream", "target", r#"target "127.0.0.1:3000""#),
-    ("upstreams.upstream.health-check", "http", r#"http "/health" { /*@upstreams.upstream.health-check.http*/ };"#),
+    (
+        "upstreams.upstream.health-check",
+        "http",
+        r#"http "/health" { /*@upstreams.upstream.health-check.http*/ };"#,
+    ),
     ("filters.filter", "type", r#"type "rate-limit";"#),
-    ("filters.filter", "requests-per-second", "requests-per-second 50;"),
+    (
+        "filters.filter",
+        "requests-per-second",
+        "requests-per-second 50;",
+    ),
     ("admin", "address", r#"address "127.0.0.1:9901";"#),
-    ("listeners.listener.tls", "cert-file", r#"cert-file "certs/site.crt""#),
-    ("listeners.listener.tls", "key-file", r#"key-file "certs/site.key""#),
-    ("listeners.listener.tls", "client-auth", r#"client-auth "optional" { ca-file "certs/ca.crt"; /*@listeners.listener.tls.client-auth*/ }"#),
-    ("listeners.listener.tls.sni", "cert-file", r#"cert-file "certs/www.crt";"#),
-    ("listeners.listener.tls.sni", "key-file", r#"key-file "certs/www.key";"#),
-    ("listeners.listener.tls.client-auth", "ca-file", r#"ca-file "certs/ca.crt";"#),
+    (
+        "listeners.listener.tls",
+        "cert-file",
+        r#"cert-file "certs/site.crt""#,
+    ),
+    (
+        "listeners.listener.tls",
+        "key-file",
+        r#"key-file "certs/site.key""#,
+    ),
+    (
+        "listeners.listener.tls",
+        "client-auth",
+        r#"client-auth "optional" { ca-file "certs/ca.crt"; /*@listeners.listener.tls.client-auth*/ }"#,
+    ),
+    (
+        "listeners.listener.tls.sni",
+        "cert-file",
+        r#"cert-file "certs/www.crt";"#,
+    ),
+    (
+        "listeners.listener.tls.sni",
+        "key-file",
+        r#"key-file "certs/www.key";"#,
+    ),
+    (
+        "listeners.listener.tls.client-auth",
+        "ca-file",
+        r#"ca-file "certs/ca.crt";"#,
+    ),
 ];
 
 /// Keys whose example cannot change this baseline alone, and the test that proves their
 /// effect instead.
 const COVERED_ELSEWHERE: &[(&str, &str, &str)] = &[
-    ("", "include", "loader::include_* in tests/loader.rs (needs files)"),
+    (
+        "",
+        "include",
+        "loader::include_* in tests/loader.rs (needs files)",
+    ),
     // Collection items: their keys are tested one by one.
     ("listeners", "listener", "block"),
     ("routes", "route", "block"),
     ("upstreams", "upstream", "block"),
     ("agents", "agent", "block"),
     ("filters", "filter", "block"),
-    ("listeners.listener", "protocol", "https needs tls: tests/rules.rs https_listener_needs_tls"),
-    ("agents.agent.transport", "grpc", "exclusive with unix-socket: tests/rules.rs transport_grpc"),
-    ("upstreams.upstream.health-check", "tcp", "exclusive with http: tests/rules.rs health_check_tcp"),
-    ("upstreams.upstream", "hash-on", "needs consistent-hash: tests/rules.rs hash_on_*"),
-    ("upstreams.upstream.tls", "key-file", "pairs with cert-file: tests/rules.rs upstream_client_cert"),
-    ("upstreams.upstream.tls", "cert-file", "pairs with key-file: tests/rules.rs upstream_client_cert"),
-    ("observability.access-log", "path", "needs destination file: tests/rules.rs log_file_path"),
-    ("observability.audit-log", "path", "needs destination file: tests/rules.rs log_file_path"),
-    ("observability.error-log", "path", "needs destination file: tests/rules.rs log_file_path"),
-    ("filters.filter", "type", "one type so far, required: tests/rules.rs filter_type"),
-    ("filters.filter", "max-delay-ms", "needs on-limit delay: tests/rules.rs rate_limit_delay"),
+    (
+        "listeners.listener",
+        "protocol",
+        "https needs tls: tests/rules.rs https_listener_needs_tls",
+    ),
+    (
+        "agents.agent.transport",
+        "grpc",
+        "exclusive with unix-socket: tests/rules.rs transport_grpc",
+    ),
+    (
+        "upstreams.upstream.health-check",
+        "tcp",
+        "exclusive with http: tests/rules.rs health_check_tcp",
+    ),
+    (
+        "upstreams.upstream",
+        "hash-on",
+        "needs consistent-hash: tests/rules.rs hash_on_*",
+    ),
+    (
+        "upstreams.upstream.tls",
+        "key-file",
+        "pairs with cert-file: tests/rules.rs upstream_client_cert",
+    ),
+    (
+        "upstreams.upstream.tls",
+        "cert-file",
+        "pairs with key-file: tests/rules.rs upstream_client_cert",
+    ),
+    (
+        "observability.access-log",
+        "path",
+        "needs destination file: tests/rules.rs log_file_path",
+    ),
+    (
+        "observability.audit-log",
+        "path",
+        "needs destination file: tests/rules.rs log_file_path",
+    ),
+    (
+        "observability.error-log",
+        "path",
+        "needs destination file: tests/rules.rs log_file_path",
+    ),
+    (
+        "filters.filter",
+        "type",
+        "one type so far, required: tests/rules.rs filter_type",
+    ),
+    (
+        "filters.filter",
+        "max-delay-ms",
+        "needs on-limit delay: tests/rules.rs rate_limit_delay",
+    ),
 ];
 
 fn insert(block: &str, key: &str, example: &str) -> String {
     if let Some((_, _, line)) = BASE_LINES.iter().find(|(b, k, _)| *b == block && *k == key) {
-        assert!(BASE.contains(line), "baseline line for {block}.{key} missing");
+        assert!(
+            BASE.contains(line),
+            "baseline line for {block}.{key} missing"
+        );
         return BASE.replacen(line, &format!("{example};"), 1);
     }
     let marker = format!("/*@{block}*/");
-    assert!(BASE.contains(&marker), "no marker for block `{block}` in the baseline");
+    assert!(
+        BASE.contains(&marker),
+        "no marker for block `{block}` in the baseline"
+    );
     BASE.replacen(&marker, &format!("{example}; {marker}"), 1)
 }
 
 fn load(text: &str) -> Result<serde_json::Value, String> {
-    zentinel_config::load_str("every-key.kdl", text).map(|c| c.to_json()).map_err(|d| d.to_string())
+    zentinel_config::load_str("every-key.kdl", text)
+        .map(|c| c.to_json())
+        .map_err(|d| d.to_string())
 }
 
 #[test]
@@ -148,7 +250,10 @@ fn every_key_example_changes_the_validated_config() {
     let mut skipped = BTreeSet::new();
     for block in all_blocks() {
         for key in block.keys {
-            if COVERED_ELSEWHERE.iter().any(|(b, k, _)| *b == block.path && *k == key.name) {
+            if COVERED_ELSEWHERE
+                .iter()
+                .any(|(b, k, _)| *b == block.path && *k == key.name)
+            {
                 skipped.insert((block.path, key.name));
                 continue;
             }
@@ -159,14 +264,28 @@ fn every_key_example_changes_the_validated_config() {
             let text = insert(block.path, key.name, key.example);
             match load(&text) {
                 Ok(v) if v != base => {}
-                Ok(_) => failures.push(format!("{}.{}: example `{}` changes nothing", block.path, key.name, key.example)),
-                Err(e) => failures.push(format!("{}.{}: example `{}` is rejected:\n{e}", block.path, key.name, key.example)),
+                Ok(_) => failures.push(format!(
+                    "{}.{}: example `{}` changes nothing",
+                    block.path, key.name, key.example
+                )),
+                Err(e) => failures.push(format!(
+                    "{}.{}: example `{}` is rejected:\n{e}",
+                    block.path, key.name, key.example
+                )),
             }
         }
     }
-    assert!(failures.is_empty(), "{} keys without a visible effect:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} keys without a visible effect:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     // Every exception must name a real key, so the list cannot outlive the schema.
     for (b, k, _) in COVERED_ELSEWHERE {
-        assert!(skipped.contains(&(*b, *k)), "COVERED_ELSEWHERE names `{b}.{k}`, which the schema does not declare");
+        assert!(
+            skipped.contains(&(*b, *k)),
+            "COVERED_ELSEWHERE names `{b}.{k}`, which the schema does not declare"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Multi-file configurations: `include` globs, merge order, relative paths, and the errors
 //! of a loader that must never guess.
 
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, reason = "test code fails loudly")]
+
 use std::fs;
 use std::path::Path;
 
@@ -26,11 +28,23 @@ routes { route "main" { upstream "backend"; } }
 fn include_merges_collections_in_sorted_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "zentinel.kdl", MAIN);
-    write(dir.path(), "conf.d/20-b.kdl", r#"routes { route "b" { upstream "extra"; } }"#);
-    write(dir.path(), "conf.d/10-a.kdl", r#"routes { route "a" { upstream "extra"; } }
+    write(
+        dir.path(),
+        "conf.d/20-b.kdl",
+        r#"routes { route "b" { upstream "extra"; } }"#,
+    );
+    write(
+        dir.path(),
+        "conf.d/10-a.kdl",
+        r#"routes { route "a" { upstream "extra"; } }
 upstreams { upstream "extra" { target "127.0.0.1:3001"; } }
-include "nested/*.kdl""#);
-    write(dir.path(), "conf.d/nested/x.kdl", r#"admin { address "127.0.0.1:9901"; token-file "../../admin.token"; }"#);
+include "nested/*.kdl""#,
+    );
+    write(
+        dir.path(),
+        "conf.d/nested/x.kdl",
+        r#"admin { address "127.0.0.1:9901"; token-file "../../admin.token"; }"#,
+    );
     write(dir.path(), "conf.d/ignored.txt", "not kdl");
     let c = load_file(&dir.path().join("zentinel.kdl")).unwrap_or_else(|d| panic!("{d}"));
     let ids: Vec<&str> = c.routes.iter().map(|r| r.id.as_str()).collect();
@@ -50,7 +64,11 @@ fn include_that_matches_nothing_is_an_error() {
     let p = &d.problems()[0];
     assert_eq!(p.code, Code::Include);
     assert!(p.message.contains("matched no file"), "{}", p.message);
-    assert!(d.location(p.span.expect("span")).ends_with("zentinel.kdl:2:1"), "{d}");
+    assert!(
+        d.location(p.span.expect("span"))
+            .ends_with("zentinel.kdl:2:1"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -59,35 +77,67 @@ fn include_cycles_and_double_includes_are_errors() {
     write(dir.path(), "zentinel.kdl", MAIN);
     write(dir.path(), "conf.d/a.kdl", r#"include "../zentinel.kdl""#);
     let d = load_file(&dir.path().join("zentinel.kdl")).expect_err("cycle");
-    assert!(d.problems().iter().any(|p| p.message.contains("include cycle")), "{d}");
+    assert!(
+        d.problems()
+            .iter()
+            .any(|p| p.message.contains("include cycle")),
+        "{d}"
+    );
 
     write(dir.path(), "conf.d/a.kdl", r#"include "b.kdl""#);
-    write(dir.path(), "conf.d/b.kdl", r#"routes { route "b" { upstream "backend"; } }"#);
+    write(
+        dir.path(),
+        "conf.d/b.kdl",
+        r#"routes { route "b" { upstream "backend"; } }"#,
+    );
     let d = load_file(&dir.path().join("zentinel.kdl")).expect_err("b twice");
-    assert!(d.problems().iter().any(|p| p.message.contains("included more than once")), "{d}");
+    assert!(
+        d.problems()
+            .iter()
+            .any(|p| p.message.contains("included more than once")),
+        "{d}"
+    );
 }
 
 #[test]
 fn problems_in_included_files_name_that_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "zentinel.kdl", MAIN);
-    write(dir.path(), "conf.d/routes.kdl", "routes {\n    route \"x\" { upstream \"backnd\"; }\n}\n");
+    write(
+        dir.path(),
+        "conf.d/routes.kdl",
+        "routes {\n    route \"x\" { upstream \"backnd\"; }\n}\n",
+    );
     let d = load_file(&dir.path().join("zentinel.kdl")).expect_err("bad ref");
     let loc = d.location(d.problems()[0].span.expect("span"));
     assert!(loc.ends_with("conf.d/routes.kdl:2:26"), "{loc}");
-    assert_eq!(d.problems()[0].help.as_deref(), Some("did you mean `backend`? known upstreams: backend"));
+    assert_eq!(
+        d.problems()[0].help.as_deref(),
+        Some("did you mean `backend`? known upstreams: backend")
+    );
 }
 
 #[test]
 fn singleton_blocks_may_appear_once_across_files() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "zentinel.kdl", &format!("{MAIN}\nserver {{ worker-threads 2; }}\n"));
+    write(
+        dir.path(),
+        "zentinel.kdl",
+        &format!("{MAIN}\nserver {{ worker-threads 2; }}\n"),
+    );
     write(dir.path(), "conf.d/s.kdl", "server { worker-threads 4; }");
     let d = load_file(&dir.path().join("zentinel.kdl")).expect_err("two servers");
     let p = &d.problems()[0];
     assert_eq!(p.code, Code::DuplicateKey);
-    assert!(d.location(p.span.expect("span")).ends_with("conf.d/s.kdl:1:1"), "{d}");
-    assert!(d.location(p.related[0].0).contains("zentinel.kdl"), "first one is pointed at");
+    assert!(
+        d.location(p.span.expect("span"))
+            .ends_with("conf.d/s.kdl:1:1"),
+        "{d}"
+    );
+    assert!(
+        d.location(p.related[0].0).contains("zentinel.kdl"),
+        "first one is pointed at"
+    );
 }
 
 #[test]

@@ -62,13 +62,14 @@ pub(super) fn agent(r: &Reader<'_>, id: &Spanned<String>) -> Option<Agent> {
             );
         }
     }
-    if let (Some(q), Some(t)) = (queue_timeout, timeout) {
-        if !q.is_zero() && q >= t {
-            cx.report(Problem::new(Code::Conflict, r.written("queue-timeout-ms"),
+    if let (Some(q), Some(t)) = (queue_timeout, timeout)
+        && !q.is_zero()
+        && q >= t
+    {
+        cx.report(Problem::new(Code::Conflict, r.written("queue-timeout-ms"),
                 format!("`queue-timeout-ms` ({} ms) must be below `timeout-ms` ({} ms): the permit wait is part of the call's deadline",
                     q.as_millis(), t.as_millis())));
-            return None;
-        }
+        return None;
     }
     Some(Agent {
         id: AgentId::new(id.value.clone()),

@@ -53,28 +53,28 @@ pub(super) fn listener(r: &Reader<'_>, id: &Spanned<String>, routes: &Ids) -> Op
         (_, t) => t.flatten(),
     };
     let mut restricted: Option<Vec<RouteId>> = None;
-    if let Some(list) = route_list {
-        if r.written("routes").is_some() {
-            let mut seen = Vec::new();
-            let mut ok = true;
-            for item in &list {
-                ok &= routes.resolve(cx, "route", item, &context, id.span);
-                if seen.contains(&item.value) {
-                    invalid(
-                        cx,
-                        item.span,
-                        format!("route \"{}\" is listed twice", item.value),
-                        None,
-                    );
-                    ok = false;
-                }
-                seen.push(item.value.clone());
+    if let Some(list) = route_list
+        && r.written("routes").is_some()
+    {
+        let mut seen = Vec::new();
+        let mut ok = true;
+        for item in &list {
+            ok &= routes.resolve(cx, "route", item, &context, id.span);
+            if seen.contains(&item.value) {
+                invalid(
+                    cx,
+                    item.span,
+                    format!("route \"{}\" is listed twice", item.value),
+                    None,
+                );
+                ok = false;
             }
-            if !ok {
-                return None;
-            }
-            restricted = Some(seen.into_iter().map(RouteId::new).collect());
+            seen.push(item.value.clone());
         }
+        if !ok {
+            return None;
+        }
+        restricted = Some(seen.into_iter().map(RouteId::new).collect());
     }
     let default_route = match default_route {
         Some(d) => {
@@ -87,19 +87,19 @@ pub(super) fn listener(r: &Reader<'_>, id: &Spanned<String>, routes: &Ids) -> Op
             ) {
                 return None;
             }
-            if let Some(list) = &restricted {
-                if !list.iter().any(|r| r.as_str() == d.value) {
-                    invalid(
-                        cx,
-                        d.span,
-                        format!(
-                            "default route \"{}\" is not one of this listener's `routes`",
-                            d.value
-                        ),
-                        Some("add it to `routes`, or pick one of them".to_owned()),
-                    );
-                    return None;
-                }
+            if let Some(list) = &restricted
+                && !list.iter().any(|r| r.as_str() == d.value)
+            {
+                invalid(
+                    cx,
+                    d.span,
+                    format!(
+                        "default route \"{}\" is not one of this listener's `routes`",
+                        d.value
+                    ),
+                    Some("add it to `routes`, or pick one of them".to_owned()),
+                );
+                return None;
             }
             Some(RouteId::new(d.value))
         }

@@ -31,13 +31,13 @@ pub(super) fn route(r: &Reader<'_>, id: &Spanned<String>, known: &Known<'_>) -> 
     let request_headers = r.block("request-headers").and_then(|b| policy(&b));
     let response_headers = r.block("response-headers").and_then(|b| policy(&b));
     let total_timeout = r.block("timeouts").and_then(|b| b.ms("total-ms"));
-    let limits = r.block("limits").and_then(|b| {
+    let limits = r.block("limits").map(|b| {
         let body = b.uint("max-body-bytes");
         let in_flight = b.uint("max-in-flight-requests");
-        Some(RouteLimits {
+        RouteLimits {
             max_body_bytes: body,
             max_in_flight_requests: in_flight,
-        })
+        }
     });
     let retry = r.block("retry").and_then(|b| retry(&b));
     let websocket = r.bool("websocket");
@@ -48,22 +48,21 @@ pub(super) fn route(r: &Reader<'_>, id: &Spanned<String>, known: &Known<'_>) -> 
             .resolve(cx, "upstream", u, &context, id.span)
     });
     let filters = filter_names.and_then(|names| resolve_filters(cx, &names, known, &context));
-    if let (Some(list), Some(_)) = (&filters, failure_mode) {
-        if !list.iter().any(|f| matches!(f, FilterRef::Agent(_))) {
-            r.no_effect("failure-mode", "this route consults no agent in `filters`");
-            return None;
-        }
+    if let (Some(list), Some(_)) = (&filters, failure_mode)
+        && !list.iter().any(|f| matches!(f, FilterRef::Agent(_)))
+    {
+        r.no_effect("failure-mode", "this route consults no agent in `filters`");
+        return None;
     }
-    if let (Some(retry), Some(total), Some(span)) = (&retry, total_timeout, r.written("retry")) {
-        if let Some(per_try) = retry.per_try_timeout {
-            if per_try >= total {
-                cx.report(Problem::new(Code::Conflict, Some(span),
+    if let (Some(retry), Some(total), Some(span)) = (&retry, total_timeout, r.written("retry"))
+        && let Some(per_try) = retry.per_try_timeout
+        && per_try >= total
+    {
+        cx.report(Problem::new(Code::Conflict, Some(span),
                     format!("{context}: `per-try-timeout-ms` ({} ms) is not below `total-ms` ({} ms), so no retry could ever start",
                         per_try.as_millis(), total.as_millis()))
                     .help("lower `per-try-timeout-ms`, or raise `timeouts { total-ms … }`"));
-                return None;
-            }
-        }
+        return None;
     }
     Some(Route {
         id: RouteId::new(id.value.clone()),

@@ -74,16 +74,16 @@ pub(super) fn observability(r: &Reader<'_>) -> Option<Decoded> {
     let metrics = r.block("metrics").and_then(|b| {
         let enabled = b.bool("enabled");
         let path = b.nonempty("path");
-        if let Some(p) = &path {
-            if !p.value.starts_with('/') {
-                super::invalid(
-                    r.cx(),
-                    p.span,
-                    format!("metrics `path` must start with '/', found \"{}\"", p.value),
-                    None,
-                );
-                return None;
-            }
+        if let Some(p) = &path
+            && !p.value.starts_with('/')
+        {
+            super::invalid(
+                r.cx(),
+                p.span,
+                format!("metrics `path` must start with '/', found \"{}\"", p.value),
+                None,
+            );
+            return None;
         }
         if enabled == Some(false) {
             b.no_effect("path", "metrics are disabled");

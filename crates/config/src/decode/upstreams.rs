@@ -254,19 +254,19 @@ fn health_check(r: &Reader<'_>) -> Option<HealthCheck> {
             None
         }
     };
-    if let (Some(i), Some(t)) = (interval, timeout) {
-        if t >= i {
-            cx.report(Problem::new(
-                Code::Conflict,
-                r.written("timeout-ms").or(r.span()),
-                format!(
-                    "the probe timeout ({} ms) must be shorter than the interval ({} ms)",
-                    t.as_millis(),
-                    i.as_millis()
-                ),
-            ));
-            return None;
-        }
+    if let (Some(i), Some(t)) = (interval, timeout)
+        && t >= i
+    {
+        cx.report(Problem::new(
+            Code::Conflict,
+            r.written("timeout-ms").or(r.span()),
+            format!(
+                "the probe timeout ({} ms) must be shorter than the interval ({} ms)",
+                t.as_millis(),
+                i.as_millis()
+            ),
+        ));
+        return None;
     }
     Some(HealthCheck {
         probe: probe?,

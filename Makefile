@@ -1,0 +1,38 @@
+# One task runner for people and CI. `make test` is what `.ci/run` calls.
+CARGO ?= cargo
+
+.PHONY: run test fmt-check clippy unit validate-examples wasm docs fmt fuzz
+
+## Start the proxy on the built-in demo configuration.
+run:
+	$(CARGO) run -p zentinel -- run
+
+## Everything CI checks: formatting, lints, all tests, examples, the wasm build and its Node check.
+test: fmt-check clippy unit validate-examples wasm
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --all-features --locked
+
+validate-examples:
+	$(CARGO) run -q -p zentinel --locked -- validate examples/*.kdl examples/*/zentinel.kdl
+
+## Build the config crate for wasm32 and run the Node check on it (installs the toolchain if needed).
+wasm:
+	scripts/wasm-check.sh
+
+## Regenerate docs/config.md from the schema.
+docs:
+	ZENTINEL_BLESS=1 $(CARGO) test -q -p zentinel-config --test docs
+
+fmt:
+	$(CARGO) fmt --all
+
+## Fuzz the configuration loader for 60 s (needs nightly and cargo-fuzz).
+fuzz:
+	cd fuzz && $(CARGO) +nightly fuzz run config_load -- -max_total_time=60 -dict=../fuzz/kdl.dict ../examples
