@@ -1,14 +1,14 @@
 # One task runner for people and CI. `make test` is what `.ci/run` calls.
 CARGO ?= cargo
 
-.PHONY: run test fmt-check clippy unit validate-examples wasm docs fmt fuzz
+.PHONY: run test fmt-check clippy unit validate-examples purity wasm docs fmt fuzz
 
 ## Start the proxy on the built-in demo configuration.
 run:
 	$(CARGO) run -p zentinel -- run
 
 ## Everything CI checks: formatting, lints, all tests, examples, the wasm build and its Node check.
-test: fmt-check clippy unit validate-examples wasm
+test: fmt-check clippy unit validate-examples purity wasm
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -21,6 +21,12 @@ unit:
 
 validate-examples:
 	$(CARGO) run -q -p zentinel --locked -- validate examples/*.kdl examples/*/zentinel.kdl
+
+## The config crate must not depend on an async runtime, Pingora or networking crates.
+purity:
+	@if $(CARGO) tree -p zentinel-config -e normal --prefix none --locked | grep -E '^(tokio|pingora[a-z_-]*|hyper|mio|socket2|async-[a-z-]+) '; then \
+		echo "zentinel-config must stay pure (see ARCHITECTURE.md)"; exit 1; fi
+	@echo "zentinel-config: no runtime or network dependency"
 
 ## Build the config crate for wasm32 and run the Node check on it (installs the toolchain if needed).
 wasm:
@@ -35,4 +41,4 @@ fmt:
 
 ## Fuzz the configuration loader for 60 s (needs nightly and cargo-fuzz).
 fuzz:
-	cd fuzz && $(CARGO) +nightly fuzz run config_load -- -max_total_time=60 -dict=../fuzz/kdl.dict ../examples
+	mkdir -p fuzz/corpus/config_load && cd fuzz && $(CARGO) +nightly fuzz run config_load corpus/config_load ../examples -- -max_total_time=60 -dict=kdl.dict
