@@ -1,7 +1,12 @@
 //! The `zentinel` binary: exit codes, diagnostics as an operator sees them, JSON output, and
 //! every example configuration in the repository.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, reason = "test code fails loudly")]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code fails loudly"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -24,6 +24,19 @@ impl Headers for [(&str, &str)] {
     }
 }
 
+impl<const N: usize> Headers for [(&str, &str); N] {
+    fn any_value(&self, name: &str, pred: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.as_slice().any_value(name, pred)
+    }
+}
+
+impl Headers for Vec<(String, String)> {
+    fn any_value(&self, name: &str, pred: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case(name) && pred(v.as_bytes()))
+    }
+}
+
 /// What the matcher looks at in a request.
 #[derive(Clone, Copy)]
 pub struct Request<'a> {
@@ -211,11 +224,14 @@ impl RouteMatcher {
         if let Some(list) = self.exact.get(host) {
             return list;
         }
-        // Longest wildcard suffix first: strip one label at a time.
+        // Longest wildcard suffix first: strip one label at a time. A wildcard needs at least
+        // one character before the suffix's dot (".example.com" is not a subdomain).
         let mut rest = host;
         while let Some(dot) = rest.find('.') {
             rest = &rest[dot + 1..];
-            if let Some(list) = self.wildcard.get(rest) {
+            if rest.len() + 1 < host.len()
+                && let Some(list) = self.wildcard.get(rest)
+            {
                 return list;
             }
         }

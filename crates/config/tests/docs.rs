@@ -1,7 +1,12 @@
 //! `docs/config.md` is generated from the schema; this test fails when they differ.
 //! Regenerate with `make docs` (or `ZENTINEL_BLESS=1 cargo test -p zentinel-config --test docs`).
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, reason = "test code fails loudly")]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code fails loudly"
+)]
 
 use zentinel_config::schema::{self, Default, all_blocks};
 

@@ -3,7 +3,12 @@
 //! shown that way are listed with the test that covers them instead, and the list is
 //! checked too, so it cannot go stale.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, reason = "test code fails loudly")]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code fails loudly"
+)]
 
 use std::collections::BTreeSet;
 

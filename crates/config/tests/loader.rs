@@ -1,7 +1,12 @@
 //! Multi-file configurations: `include` globs, merge order, relative paths, and the errors
 //! of a loader that must never guess.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, reason = "test code fails loudly")]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code fails loudly"
+)]
 
 use std::fs;
 use std::path::Path;

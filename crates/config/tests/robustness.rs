@@ -2,7 +2,12 @@
 //! normalised form is stable. (The cargo-fuzz target in `fuzz/` explores the same property
 //! with coverage guidance.)
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, reason = "test code fails loudly")]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code fails loudly"
+)]
 
 use proptest::prelude::*;
 

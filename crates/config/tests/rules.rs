@@ -1,6 +1,11 @@
 //! Diagnostics and cross-key rules: what is refused, where it is reported, and the hint.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, reason = "test code fails loudly")]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code fails loudly"
+)]
 
 use zentinel_config::diagnostic::Code;
 use zentinel_config::model::{
@@ -113,15 +118,13 @@ fn unknown_upstream_points_at_the_reference_and_lists_known_ids() {
     );
     // The route's own span is attached, so the message shows which route holds the reference.
     assert_eq!(p.related.len(), 1);
-    assert!(
-        d.location(p.related[0].0).ends_with(&format!(
+    assert!(d.location(p.related[0].0).ends_with(&format!(
             ":{}:7",
             text.lines()
                 .position(|l| l.contains("route \"marketing\""))
                 .unwrap_or(0)
                 + 1
-        ))
-    );
+        )));
 }
 
 #[test]
