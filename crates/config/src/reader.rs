@@ -202,11 +202,7 @@ impl<'a> Reader<'a> {
                     format!("unknown {what} `{name}` in {}", self.context),
                 )
                 .label(format!("unknown {what}"))
-                .help_opt(suggestion(
-                    name,
-                    self.schema.key_names(),
-                    &format!("valid {what}s"),
-                )),
+                .help_opt(self.unknown_key_help(name, what)),
             );
             return;
         };
@@ -227,6 +223,28 @@ impl<'a> Reader<'a> {
             return;
         }
         self.slots[i].push(slot);
+    }
+
+    /// "did you mean" a key of this block; else where a key of that name lives; else the list.
+    fn unknown_key_help(&self, name: &str, what: &str) -> Option<String> {
+        if let Some(best) = crate::diagnostic::closest(name, self.schema.key_names()) {
+            return Some(format!("did you mean `{best}`?"));
+        }
+        let homes: Vec<&str> = crate::schema::all_blocks()
+            .into_iter()
+            .filter(|b| b.key(name).is_some())
+            .map(|b| {
+                if b.path.is_empty() {
+                    "the top level"
+                } else {
+                    b.path
+                }
+            })
+            .collect();
+        if !homes.is_empty() {
+            return Some(format!("`{name}` belongs in `{}`", homes.join("` or `")));
+        }
+        suggestion(name, self.schema.key_names(), &format!("valid {what}s"))
     }
 
     /// Where this block is written (its owner node), if anywhere.

@@ -819,3 +819,15 @@ fn defaults_are_applied() {
     );
     assert!(c.admin.is_none());
 }
+
+#[test]
+fn a_key_in_the_wrong_block_says_where_it_belongs() {
+    let (c, _, _, h) = one(&base("", "", "connect-ms 1000", ""));
+    assert_eq!(c, Code::UnknownKey);
+    assert_eq!(h, "`connect-ms` belongs in `upstreams.upstream.timeouts`");
+    let (_, _, _, h) = one(&base("", "", "", "server { max-body-bytes 10; }"));
+    assert_eq!(
+        h,
+        "`max-body-bytes` belongs in `routes.route.limits` or `limits`"
+    );
+}
