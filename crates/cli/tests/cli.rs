@@ -196,7 +196,11 @@ fn config_defaults_and_docs() {
 #[test]
 fn kdl_snippets_in_the_readme_validate() {
     let readme = std::fs::read_to_string(repo().join("README.md")).expect("README");
-    let blocks: Vec<&str> = readme.split("```kdl\n").skip(1).filter_map(|b| b.split("```").next()).collect();
+    let blocks: Vec<&str> = readme
+        .split("```kdl\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
     assert!(!blocks.is_empty());
     for b in blocks {
         if let Err(d) = zentinel_config::load_str("README.md", b) {

@@ -100,6 +100,60 @@ impl State {
     }
 
     fn include(&mut self, base: &Path, pattern: &str, span: Span, chain: &mut Vec<PathBuf>) {
+        let Some(matches) = self.expand(base, pattern, span) else {
+            return;
+        };
+        for file in matches {
+            let canonical = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+            let refusal = if chain.contains(&canonical) {
+                Some(Problem::new(
+                    Code::Include,
+                    Some(span),
+                    format!("include cycle: {} includes itself", file.display()),
+                ))
+            } else if self.seen.contains(&canonical) {
+                Some(
+                    Problem::new(
+                        Code::Include,
+                        Some(span),
+                        format!("{} is included more than once", file.display()),
+                    )
+                    .help(
+                        "each file may be loaded once; its blocks would otherwise be defined twice",
+                    ),
+                )
+            } else if chain.len() >= MAX_INCLUDE_DEPTH {
+                Some(Problem::new(
+                    Code::Include,
+                    Some(span),
+                    format!("includes are nested deeper than {MAX_INCLUDE_DEPTH} levels"),
+                ))
+            } else if self.sources.len() >= MAX_FILES {
+                Some(Problem::new(
+                    Code::Include,
+                    Some(span),
+                    format!("a configuration may consist of at most {MAX_FILES} files"),
+                ))
+            } else {
+                None
+            };
+            if let Some(p) = refusal {
+                self.problems.push(p);
+                continue;
+            }
+            match read(&file) {
+                Ok(text) => self.add(&file, text, chain),
+                Err(e) => self.problems.push(Problem::new(
+                    Code::Include,
+                    Some(span),
+                    format!("cannot read {}: {e}", file.display()),
+                )),
+            }
+        }
+    }
+
+    /// The files `pattern` matches, sorted; `None` after reporting that it matches nothing.
+    fn expand(&mut self, base: &Path, pattern: &str, span: Span) -> Option<Vec<PathBuf>> {
         let full = if Path::new(pattern).is_absolute() {
             PathBuf::from(pattern)
         } else {
@@ -111,15 +165,13 @@ impl State {
                 .filter(|p| p.is_file())
                 .collect(),
             Err(e) => {
-                self.problems.push(Problem::new(
-                    Code::Include,
-                    Some(span),
-                    format!(
-                        "`include` pattern \"{pattern}\" is not a valid glob: {}",
-                        e.msg
-                    ),
-                ));
-                return;
+                let msg = format!(
+                    "`include` pattern \"{pattern}\" is not a valid glob: {}",
+                    e.msg
+                );
+                self.problems
+                    .push(Problem::new(Code::Include, Some(span), msg));
+                return None;
             }
         };
         matches.sort();
@@ -136,55 +188,8 @@ impl State {
                     full.display()
                 )),
             );
-            return;
+            return None;
         }
-        for file in matches {
-            let canonical = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
-            if chain.contains(&canonical) {
-                self.problems.push(Problem::new(
-                    Code::Include,
-                    Some(span),
-                    format!("include cycle: {} includes itself", file.display()),
-                ));
-                continue;
-            }
-            if self.seen.contains(&canonical) {
-                self.problems.push(
-                    Problem::new(
-                        Code::Include,
-                        Some(span),
-                        format!("{} is included more than once", file.display()),
-                    )
-                    .help(
-                        "each file may be loaded once; its blocks would otherwise be defined twice",
-                    ),
-                );
-                continue;
-            }
-            if chain.len() >= MAX_INCLUDE_DEPTH {
-                self.problems.push(Problem::new(
-                    Code::Include,
-                    Some(span),
-                    format!("includes are nested deeper than {MAX_INCLUDE_DEPTH} levels"),
-                ));
-                return;
-            }
-            if self.sources.len() >= MAX_FILES {
-                self.problems.push(Problem::new(
-                    Code::Include,
-                    Some(span),
-                    format!("a configuration may consist of at most {MAX_FILES} files"),
-                ));
-                return;
-            }
-            match read(&file) {
-                Ok(text) => self.add(&file, text, chain),
-                Err(e) => self.problems.push(Problem::new(
-                    Code::Include,
-                    Some(span),
-                    format!("cannot read {}: {e}", file.display()),
-                )),
-            }
-        }
+        Some(matches)
     }
 }

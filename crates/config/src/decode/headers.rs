@@ -20,7 +20,8 @@ const PROTECTED: &[&str] = &[
     "host",
 ];
 
-fn is_tchar(c: char) -> bool {
+/// A character allowed in an HTTP token (header names, methods).
+pub(super) fn is_tchar(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
 
@@ -85,13 +86,16 @@ fn editable(cx: &Cx<'_>, name: &str, span: Option<Span>) -> bool {
     true
 }
 
+/// For each header name, the edits that touch it and where.
+type Touched = HashMap<String, Vec<(&'static str, Option<Span>)>>;
+
 /// Decodes a `request-headers` / `response-headers` block.
 pub(super) fn policy(r: &Reader<'_>) -> Option<HeaderPolicy> {
     let cx = r.cx();
     let mut p = HeaderPolicy::default();
     let mut ok = true;
     // Where each name is touched, to reject edits that cancel each other out.
-    let mut touched: HashMap<String, Vec<(&'static str, Option<Span>)>> = HashMap::new();
+    let mut touched = Touched::new();
     let mut pair = |key: &'static str, out: &mut Vec<(String, String)>, ok: &mut bool| {
         for (file, node) in r.nodes(key) {
             let example = if key == "rename" {
@@ -147,7 +151,14 @@ pub(super) fn policy(r: &Reader<'_>) -> Option<HeaderPolicy> {
         }
         None => ok = false,
     }
-    for (name, uses) in &touched {
+    ok &= no_conflicts(cx, &touched);
+    ok.then_some(p)
+}
+
+/// Rejects edits of one header that cancel each other out.
+fn no_conflicts(cx: &Cx<'_>, touched: &Touched) -> bool {
+    let mut ok = true;
+    for (name, uses) in touched {
         let kinds: Vec<&str> = uses.iter().map(|u| u.0).collect();
         let conflict =
             if kinds.contains(&"remove") && (kinds.contains(&"set") || kinds.contains(&"add")) {
@@ -175,5 +186,5 @@ pub(super) fn policy(r: &Reader<'_>) -> Option<HeaderPolicy> {
             ok = false;
         }
     }
-    ok.then_some(p)
+    ok
 }

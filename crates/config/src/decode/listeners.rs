@@ -12,7 +12,6 @@ use crate::model::{
 use crate::reader::{Cx, Reader, Spanned};
 
 pub(super) fn listener(r: &Reader<'_>, id: &Spanned<String>, routes: &Ids) -> Option<Listener> {
-    let cx = r.cx();
     let address = r.socket_addr("address");
     let protocol = r.enumeration::<ListenerProtocol>("protocol");
     let tls = if r.has("tls") {
@@ -26,9 +25,35 @@ pub(super) fn listener(r: &Reader<'_>, id: &Spanned<String>, routes: &Ids) -> Op
     let idle_timeout = r.ms("idle-timeout-ms");
     let context = format!("listener \"{}\"", id.value);
 
-    let tls = match (protocol, tls) {
-        (Some(ListenerProtocol::Https), None) => {
-            cx.report(
+    let tls = protocol.and_then(|p| tls_for_protocol(r, &context, p, tls));
+    let restricted = route_list.and_then(|list| restriction(r, routes, &context, id, &list));
+    let default_route = match (default_route, &restricted) {
+        (Some(d), Some(list)) => fallback(r, routes, &context, id, d, list.as_deref()),
+        (None, _) => Some(None),
+        (Some(_), None) => None,
+    };
+    Some(Listener {
+        id: ListenerId::new(id.value.clone()),
+        address: address?,
+        protocol: protocol?,
+        tls: tls?,
+        routes: restricted?,
+        default_route: default_route?,
+        header_read_timeout: header_read_timeout?,
+        idle_timeout: idle_timeout?,
+    })
+}
+
+/// TLS settings exactly when the protocol is `https`; `None` after reporting a mismatch.
+fn tls_for_protocol(
+    r: &Reader<'_>,
+    context: &str,
+    protocol: ListenerProtocol,
+    tls: Option<Option<ListenerTls>>,
+) -> Option<Option<ListenerTls>> {
+    match (protocol, tls) {
+        (ListenerProtocol::Https, None) => {
+            r.cx().report(
                 Problem::new(
                     Code::MissingKey,
                     r.written("protocol"),
@@ -36,85 +61,79 @@ pub(super) fn listener(r: &Reader<'_>, id: &Spanned<String>, routes: &Ids) -> Op
                 )
                 .help(r#"add tls { cert-file "certs/site.crt"; key-file "certs/site.key"; }"#),
             );
-            return None;
+            None
         }
-        (Some(p @ (ListenerProtocol::Http | ListenerProtocol::H2c)), Some(_)) => {
-            let span = r.written("tls");
-            cx.report(
+        (p @ (ListenerProtocol::Http | ListenerProtocol::H2c), Some(_)) => {
+            r.cx().report(
                 Problem::new(
                     Code::Conflict,
-                    span,
+                    r.written("tls"),
                     format!("{context} has a `tls` block but speaks {p}, so it would be ignored"),
                 )
                 .help(r#"set `protocol "https"`, or remove the `tls` block"#),
             );
-            return None;
+            None
         }
-        (_, t) => t.flatten(),
-    };
-    let mut restricted: Option<Vec<RouteId>> = None;
-    if let Some(list) = route_list
-        && r.written("routes").is_some()
-    {
-        let mut seen = Vec::new();
-        let mut ok = true;
-        for item in &list {
-            ok &= routes.resolve(cx, "route", item, &context, id.span);
-            if seen.contains(&item.value) {
-                invalid(
-                    cx,
-                    item.span,
-                    format!("route \"{}\" is listed twice", item.value),
-                    None,
-                );
-                ok = false;
-            }
-            seen.push(item.value.clone());
-        }
-        if !ok {
-            return None;
-        }
-        restricted = Some(seen.into_iter().map(RouteId::new).collect());
+        (ListenerProtocol::Https, Some(t)) => t.map(Some),
+        (_, None) => Some(None),
     }
-    let default_route = match default_route {
-        Some(d) => {
-            if !routes.resolve(
-                cx,
-                "route",
-                &d,
-                &format!("{context} `default-route`"),
-                id.span,
-            ) {
-                return None;
-            }
-            if let Some(list) = &restricted
-                && !list.iter().any(|r| r.as_str() == d.value)
-            {
-                invalid(
-                    cx,
-                    d.span,
-                    format!(
-                        "default route \"{}\" is not one of this listener's `routes`",
-                        d.value
-                    ),
-                    Some("add it to `routes`, or pick one of them".to_owned()),
-                );
-                return None;
-            }
-            Some(RouteId::new(d.value))
+}
+
+/// The listener's `routes` restriction: `Some(None)` when not written.
+fn restriction(
+    r: &Reader<'_>,
+    routes: &Ids,
+    context: &str,
+    id: &Spanned<String>,
+    list: &[Spanned<String>],
+) -> Option<Option<Vec<RouteId>>> {
+    if r.written("routes").is_none() {
+        return Some(None);
+    }
+    let cx = r.cx();
+    let mut seen: Vec<String> = Vec::new();
+    let mut ok = true;
+    for item in list {
+        ok &= routes.resolve(cx, "route", item, context, id.span);
+        if seen.contains(&item.value) {
+            let msg = format!("route \"{}\" is listed twice", item.value);
+            invalid(cx, item.span, msg, None);
+            ok = false;
         }
-        None => None,
-    };
-    Some(Listener {
-        id: ListenerId::new(id.value.clone()),
-        address: address?,
-        protocol: protocol?,
-        tls,
-        routes: restricted,
-        default_route,
-        header_read_timeout: header_read_timeout?,
-        idle_timeout: idle_timeout?,
-    })
+        seen.push(item.value.clone());
+    }
+    ok.then(|| Some(seen.into_iter().map(RouteId::new).collect()))
+}
+
+/// The `default-route`, which must exist and be one of the listener's routes.
+fn fallback(
+    r: &Reader<'_>,
+    routes: &Ids,
+    context: &str,
+    id: &Spanned<String>,
+    d: Spanned<String>,
+    restricted: Option<&[RouteId]>,
+) -> Option<Option<RouteId>> {
+    let what = format!("{context} `default-route`");
+    if !routes.resolve(r.cx(), "route", &d, &what, id.span) {
+        return None;
+    }
+    if let Some(list) = restricted
+        && !list.iter().any(|x| x.as_str() == d.value)
+    {
+        let msg = format!(
+            "default route \"{}\" is not one of this listener's `routes`",
+            d.value
+        );
+        invalid(
+            r.cx(),
+            d.span,
+            msg,
+            Some("add it to `routes`, or pick one of them".to_owned()),
+        );
+        return None;
+    }
+    Some(Some(RouteId::new(d.value)))
 }
 
 fn tls(r: &Reader<'_>) -> Option<ListenerTls> {

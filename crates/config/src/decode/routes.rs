@@ -1,6 +1,6 @@
 //! Decoding of routes: matches, filters, header policies, timeouts, limits, retries.
 
-use super::headers::{header_name, header_value, policy};
+use super::headers::{header_name, header_value, is_tchar, policy};
 use super::{Ids, invalid, string_args};
 use crate::diagnostic::{Code, Problem};
 use crate::model::{
@@ -185,97 +185,9 @@ fn matches(r: &Reader<'_>) -> Option<Matches> {
     let headers = name_value_conditions(r, "header", r#"header "x-env" "prod""#);
     let query = name_value_conditions(r, "query-param", r#"query-param "debug" "1""#);
 
-    let mut ok = true;
-    let hosts: Vec<HostPattern> = hosts
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|h| {
-            let p = host_pattern(cx, h);
-            ok &= p.is_some();
-            p
-        })
-        .collect();
-    let mut paths = Vec::new();
-    for (p, exact) in [(path, true), (prefix, false)] {
-        if let Some(p) = p {
-            if !p.value.starts_with('/') {
-                invalid(
-                    cx,
-                    p.span,
-                    format!("a path must start with '/', found \"{}\"", p.value),
-                    None,
-                );
-                ok = false;
-            } else if exact {
-                paths.push(PathMatch::Exact(p.value));
-            } else {
-                paths.push(PathMatch::Prefix(p.value));
-            }
-        }
-    }
-    if let Some(re) = regex {
-        match regex::RegexBuilder::new(&re.value)
-            .size_limit(1 << 20)
-            .build()
-        {
-            Ok(compiled) => paths.push(PathMatch::Regex(compiled)),
-            Err(e) => {
-                let detail = e.to_string();
-                let last = detail
-                    .lines()
-                    .last()
-                    .unwrap_or("invalid regular expression")
-                    .trim()
-                    .to_owned();
-                invalid(
-                    cx,
-                    re.span,
-                    format!("`path-regex` is not a valid regular expression: {last}"),
-                    None,
-                );
-                ok = false;
-            }
-        }
-    }
-    let mut method_list = Vec::new();
-    for m in methods.unwrap_or_default() {
-        let upper = m.value.to_ascii_uppercase();
-        if m.value != upper && METHODS.contains(&upper.as_str()) {
-            invalid(
-                cx,
-                m.span,
-                format!(
-                    "methods are case-sensitive; \"{}\" would never match",
-                    m.value
-                ),
-                Some(format!("write \"{upper}\"")),
-            );
-            ok = false;
-        } else if m.value.is_empty()
-            || !m
-                .value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
-        {
-            invalid(
-                cx,
-                m.span,
-                format!("\"{}\" is not a valid method", m.value),
-                None,
-            );
-            ok = false;
-        } else if method_list.contains(&m.value) {
-            invalid(
-                cx,
-                m.span,
-                format!("method \"{}\" is listed twice", m.value),
-                None,
-            );
-            ok = false;
-        } else {
-            method_list.push(m.value);
-        }
-    }
+    let hosts = hosts.and_then(|hs| all_or_none(hs.iter().map(|h| host_pattern(cx, h))));
+    let paths = path_conditions(cx, path, prefix, regex);
+    let methods = methods.and_then(|ms| method_list(cx, ms));
     let headers = headers.map(|hs| {
         hs.into_iter()
             .map(|(name, value)| HeaderMatch { name, value })
@@ -286,16 +198,90 @@ fn matches(r: &Reader<'_>) -> Option<Matches> {
             .map(|(name, value)| QueryMatch { name, value })
             .collect()
     });
-    if !ok {
-        return None;
-    }
     Some(Matches {
-        hosts,
-        paths,
-        methods: method_list,
+        hosts: hosts?,
+        paths: paths?,
+        methods: methods?,
         headers: headers?,
         query_params: query_params?,
     })
+}
+
+/// Every item, or `None` when any failed (each failure reported itself).
+fn all_or_none<T>(items: impl Iterator<Item = Option<T>>) -> Option<Vec<T>> {
+    let collected: Vec<Option<T>> = items.collect();
+    collected.into_iter().collect()
+}
+
+fn path_conditions(
+    cx: &Cx<'_>,
+    path: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+    regex: Option<Spanned<String>>,
+) -> Option<Vec<PathMatch>> {
+    let mut paths = Vec::new();
+    let mut ok = true;
+    for (p, exact) in [(path, true), (prefix, false)] {
+        let Some(p) = p else { continue };
+        if !p.value.starts_with('/') {
+            let msg = format!("a path must start with '/', found \"{}\"", p.value);
+            invalid(cx, p.span, msg, None);
+            ok = false;
+        } else if exact {
+            paths.push(PathMatch::Exact(p.value));
+        } else {
+            paths.push(PathMatch::Prefix(p.value));
+        }
+    }
+    if let Some(re) = regex {
+        // The size limit bounds the compiled program: a pathological pattern is refused here,
+        // not discovered as memory use later.
+        match regex::RegexBuilder::new(&re.value)
+            .size_limit(1 << 20)
+            .build()
+        {
+            Ok(compiled) => paths.push(PathMatch::Regex(compiled)),
+            Err(e) => {
+                let detail = e.to_string();
+                let last = detail.lines().last().unwrap_or("invalid").trim().to_owned();
+                let msg = format!("`path-regex` is not a valid regular expression: {last}");
+                invalid(cx, re.span, msg, None);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(paths)
+}
+
+fn method_list(cx: &Cx<'_>, methods: Vec<Spanned<String>>) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    let mut ok = true;
+    for m in methods {
+        let upper = m.value.to_ascii_uppercase();
+        let problem = if m.value != upper && METHODS.contains(&upper.as_str()) {
+            Some((
+                format!(
+                    "methods are case-sensitive; \"{}\" would never match",
+                    m.value
+                ),
+                Some(format!("write \"{upper}\"")),
+            ))
+        } else if m.value.is_empty() || !m.value.chars().all(is_tchar) {
+            Some((format!("\"{}\" is not a valid method", m.value), None))
+        } else if out.contains(&m.value) {
+            Some((format!("method \"{}\" is listed twice", m.value), None))
+        } else {
+            None
+        };
+        match problem {
+            Some((msg, help)) => {
+                invalid(cx, m.span, msg, help);
+                ok = false;
+            }
+            None => out.push(m.value),
+        }
+    }
+    ok.then_some(out)
 }
 
 /// `header "name"` / `header "name" "value"` conditions (and the same for query parameters).

@@ -4,7 +4,7 @@ use kdl::{KdlNode, KdlValue};
 
 use super::{Reader, Slot, Spanned, args, describe, props};
 use crate::diagnostic::{Code, Span};
-use crate::schema::{Default, Form, KeySchema, Kind};
+use crate::schema::{BlockSchema, Default, Form, KeySchema, Kind};
 use crate::source::SourceId;
 
 impl<'a> Reader<'a> {
@@ -123,98 +123,107 @@ impl<'a> Reader<'a> {
         let mut out = Vec::new();
         for slot in slots {
             let Slot::Node(f, n) = *slot else { continue };
-            let mut a = args(n);
-            let name = match (a.next(), a.next()) {
-                (Some(e), None) => match e.value() {
-                    KdlValue::String(s) if !s.is_empty() => Spanned {
-                        value: s.clone(),
-                        span: Some(Span::new(f, e.span())),
-                    },
-                    other => {
-                        self.cx.report(
-                            self.problem(
-                                Code::Type,
-                                Span::new(f, e.span()),
-                                format!(
-                                    "`{}` needs a non-empty string {arg}, found {}",
-                                    k.name,
-                                    describe(other)
-                                ),
-                            )
-                            .help(format!("for example: {}", k.example)),
-                        );
-                        continue;
-                    }
-                },
-                (None, _) => {
-                    self.cx.report(
-                        self.problem(
-                            Code::Type,
-                            Span::new(f, n.span()),
-                            format!("`{}` needs its {arg}", k.name),
-                        )
-                        .help(format!("for example: {}", k.example)),
-                    );
-                    continue;
-                }
-                (Some(_), Some(extra)) => {
-                    self.cx.report(
-                        self.problem(
-                            Code::Type,
-                            Span::new(f, extra.span()),
-                            format!("`{}` takes one {arg}, found more", k.name),
-                        )
-                        .help(format!("for example: {}", k.example)),
-                    );
-                    continue;
-                }
+            let Some(name) = self.named_arg(k, arg, f, n) else {
+                continue;
             };
             let context = format!("{} \"{}\"", k.name, name.value);
-            let reader = match block.form {
-                Form::Children => {
-                    if n.children().is_none()
-                        && !block.keys.iter().all(|k| k.default != Default::Required)
-                    {
-                        self.cx.report(
-                            self.problem(
-                                Code::Type,
-                                Span::new(f, n.span()),
-                                format!("`{}` needs a block {{ … }}", k.name),
-                            )
-                            .help(format!("for example: {}", k.example)),
-                        );
-                        continue;
-                    }
-                    if let Some(p) = props(n).next() {
-                        let pname = p.name().map_or("", |n| n.value());
-                        self.cx.report(
-                            self.problem(
-                                Code::UnknownKey,
-                                Span::new(f, p.span()),
-                                format!("`{}` has no property `{pname}`", k.name),
-                            )
-                            .help(format!("for example: {}", k.example)),
-                        );
-                    }
-                    Reader::children(self.cx, block, f, n, context)
-                }
-                Form::Properties => {
-                    if let Some(c) = n.children() {
-                        self.cx.report(
-                            self.problem(
-                                Code::Type,
-                                Span::new(f, c.span()),
-                                format!("`{}` does not take a block", k.name),
-                            )
-                            .help(format!("for example: {}", k.example)),
-                        );
-                    }
-                    Reader::properties(self.cx, block, f, n, context)
-                }
-            };
-            out.push((name, reader));
+            if let Some(reader) = self.named_block(k, block, f, n, context) {
+                out.push((name, reader));
+            }
         }
         out
+    }
+
+    /// Reports a problem with the key's example as the hint.
+    fn bad(&self, k: &KeySchema, code: Code, span: Span, message: String) {
+        self.cx.report(
+            self.problem(code, span, message)
+                .help(format!("for example: {}", k.example)),
+        );
+    }
+
+    /// The one non-empty string argument that names a named block.
+    fn named_arg(
+        &self,
+        k: &KeySchema,
+        arg: &str,
+        f: SourceId,
+        n: &KdlNode,
+    ) -> Option<Spanned<String>> {
+        let mut a = args(n);
+        match (a.next(), a.next()) {
+            (Some(e), None) => match e.value() {
+                KdlValue::String(s) if !s.is_empty() => Some(Spanned {
+                    value: s.clone(),
+                    span: Some(Span::new(f, e.span())),
+                }),
+                other => {
+                    let msg = format!(
+                        "`{}` needs a non-empty string {arg}, found {}",
+                        k.name,
+                        describe(other)
+                    );
+                    self.bad(k, Code::Type, Span::new(f, e.span()), msg);
+                    None
+                }
+            },
+            (None, _) => {
+                self.bad(
+                    k,
+                    Code::Type,
+                    Span::new(f, n.span()),
+                    format!("`{}` needs its {arg}", k.name),
+                );
+                None
+            }
+            (Some(_), Some(extra)) => {
+                let msg = format!("`{}` takes one {arg}, found more", k.name);
+                self.bad(k, Code::Type, Span::new(f, extra.span()), msg);
+                None
+            }
+        }
+    }
+
+    /// The reader of a named block's body: its children, or its properties.
+    fn named_block(
+        &self,
+        k: &KeySchema,
+        block: &'static BlockSchema,
+        f: SourceId,
+        n: &'a KdlNode,
+        context: String,
+    ) -> Option<Reader<'a>> {
+        match block.form {
+            Form::Children => {
+                let needs_block = block.keys.iter().any(|k| k.default == Default::Required);
+                if n.children().is_none() && needs_block {
+                    self.bad(
+                        k,
+                        Code::Type,
+                        Span::new(f, n.span()),
+                        format!("`{}` needs a block {{ … }}", k.name),
+                    );
+                    return None;
+                }
+                if let Some(p) = props(n).next() {
+                    let pname = p.name().map_or("", |n| n.value());
+                    let msg = format!("`{}` has no property `{pname}`", k.name);
+                    self.bad(k, Code::UnknownKey, Span::new(f, p.span()), msg);
+                }
+                Some(Reader::children(self.cx, block, f, n, context))
+            }
+            Form::Properties => {
+                if let Some(c) = n.children() {
+                    self.bad(
+                        k,
+                        Code::Type,
+                        Span::new(f, c.span()),
+                        format!("`{}` does not take a block", k.name),
+                    );
+                }
+                Some(Reader::properties(self.cx, block, f, n, context))
+            }
+        }
     }
 
     /// Every node of a custom-shaped key, for hand-written decoding.
