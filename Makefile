@@ -1,14 +1,18 @@
 # One task runner for people and CI. `make test` is what `.ci/run` calls.
 CARGO ?= cargo
 
-.PHONY: run test fmt-check clippy unit validate-examples purity wasm docs fmt fuzz
+.PHONY: setup run test fmt-check clippy unit validate-examples purity wasm docs fmt fuzz
 
 ## Start the proxy on the built-in demo configuration.
-run:
+run: setup
 	$(CARGO) run -p zentinel -- run
 
 ## Everything CI checks: formatting, lints, all tests, examples, the wasm build and its Node check.
-test: fmt-check clippy unit validate-examples purity wasm
+test: setup fmt-check clippy unit validate-examples purity wasm
+
+## Install the system packages the build needs (cmake), when missing.
+setup:
+	scripts/setup.sh
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

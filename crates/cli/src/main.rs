@@ -10,6 +10,7 @@
     reason = "a command-line tool prints"
 )]
 
+mod logging;
 mod report;
 
 use std::path::PathBuf;
@@ -21,6 +22,23 @@ use zentinel_config::Config;
 /// The configuration `zentinel run` uses when no file is given and `./zentinel.kdl` does not
 /// exist.
 const DEMO_CONFIG: &str = include_str!("../../../examples/demo.kdl");
+
+/// The demo configuration's listener and upstream addresses; `zentinel run` serves the
+/// upstream itself. `ZENTINEL_DEMO_LISTEN` / `ZENTINEL_DEMO_UPSTREAM` move them when those
+/// ports are taken.
+const DEMO_LISTEN: &str = "127.0.0.1:8080";
+const DEMO_UPSTREAM: &str = "127.0.0.1:18080";
+
+/// The built-in demo configuration with its addresses, and the upstream address to serve.
+fn demo_config() -> (String, String) {
+    let listen = std::env::var("ZENTINEL_DEMO_LISTEN").unwrap_or_else(|_| DEMO_LISTEN.to_owned());
+    let upstream =
+        std::env::var("ZENTINEL_DEMO_UPSTREAM").unwrap_or_else(|_| DEMO_UPSTREAM.to_owned());
+    let text = DEMO_CONFIG
+        .replace(DEMO_LISTEN, &listen)
+        .replace(DEMO_UPSTREAM, &upstream);
+    (text, upstream)
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -51,7 +69,11 @@ enum Command {
     /// Start the proxy.
     ///
     /// Without `-c`, uses ./zentinel.kdl, or the built-in demo configuration when that file
-    /// does not exist.
+    /// does not exist: a listener on 127.0.0.1:8080 in front of a built-in upstream on
+    /// 127.0.0.1:18080 (move them with ZENTINEL_DEMO_LISTEN / ZENTINEL_DEMO_UPSTREAM).
+    ///
+    /// SIGTERM, SIGINT and SIGQUIT stop accepting new requests, let in-flight ones finish (up to
+    /// `graceful-shutdown-timeout-secs`), then exit 0.
     Run {
         /// Main configuration file.
         #[arg(short, long, value_name = "FILE")]
@@ -140,35 +162,74 @@ fn validate(files: &[PathBuf], format: Format) -> ExitCode {
 
 fn run(path: Option<PathBuf>) -> ExitCode {
     let default = PathBuf::from("zentinel.kdl");
-    let (outcome, source): (Result<Config, _>, String) = match path {
+    let (outcome, source, demo) = match path {
         Some(p) => (
             zentinel_config::loader::load_file(&p),
             p.display().to_string(),
+            None,
         ),
         None if default.exists() => (
             zentinel_config::loader::load_file(&default),
             default.display().to_string(),
+            None,
         ),
-        None => (
-            zentinel_config::load_str("<built-in demo>", DEMO_CONFIG),
-            "the built-in demo configuration".to_owned(),
-        ),
+        None => {
+            let (text, upstream) = demo_config();
+            let source = "the built-in demo configuration".to_owned();
+            (
+                zentinel_config::load_str("<built-in demo>", &text),
+                source,
+                Some(upstream),
+            )
+        }
     };
-    match outcome {
+    let config: Config = match outcome {
+        Ok(c) => c,
         Err(d) => {
             eprint!("{}", report::render(&d));
             eprintln!(
                 "zentinel: not starting: {source} is invalid ({})",
                 report::count(&d)
             );
+            return ExitCode::from(1);
+        }
+    };
+    logging::init(&config.observability);
+    eprintln!("zentinel: loaded {source} ({})", report::summary(&config));
+    let mut opts = zentinel_proxy::ServeOptions::default();
+    if let Some(upstream) = demo {
+        match upstream.parse() {
+            Ok(addr) => opts.demo_upstream = Some(addr),
+            Err(_) => {
+                eprintln!(
+                    "zentinel: not starting: ZENTINEL_DEMO_UPSTREAM={upstream} is not an ip:port address"
+                );
+                return ExitCode::from(1);
+            }
+        }
+        for l in &config.listeners {
+            eprintln!("zentinel: demo: try `curl -i http://{}/`", l.address);
+        }
+        eprintln!(
+            "zentinel: run your own configuration with `zentinel run -c FILE` (see examples/)"
+        );
+    }
+    match zentinel_proxy::serve(config, opts) {
+        Ok(()) => {
+            eprintln!("zentinel: stopped");
+            ExitCode::SUCCESS
+        }
+        Err(zentinel_proxy::ServeError::Unsupported(gaps)) => {
+            eprintln!(
+                "zentinel: not starting: {source} uses settings this build cannot carry out yet:"
+            );
+            for g in gaps {
+                eprintln!("  - {g}");
+            }
             ExitCode::from(1)
         }
-        Ok(c) => {
-            eprintln!("zentinel: loaded {source} ({})", report::summary(&c));
-            eprintln!(
-                "zentinel: not starting: this build contains the configuration layer only; \
-                 the Pingora data plane is not part of it yet"
-            );
+        Err(e) => {
+            eprintln!("zentinel: not starting: {e}");
             ExitCode::from(1)
         }
     }

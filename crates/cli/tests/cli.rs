@@ -161,24 +161,6 @@ fn run_prints_the_same_diagnostics_as_validate() {
 }
 
 #[test]
-fn run_without_config_uses_the_built_in_demo() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(env!("CARGO_BIN_EXE_zentinel"))
-        .arg("run")
-        .current_dir(dir.path())
-        .output()
-        .expect("run");
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("loaded the built-in demo configuration"),
-        "{err}"
-    );
-    // The data plane is not part of this build: it says so and does not pretend to serve.
-    assert_eq!(out.status.code(), Some(1));
-    assert!(err.contains("not starting"), "{err}");
-}
-
-#[test]
 fn config_defaults_and_docs() {
     let out = zentinel(&["config", "defaults"]);
     assert!(out.status.success());

@@ -29,8 +29,8 @@ pub use server::{
     Observability, Server,
 };
 pub use upstream::{
-    ConnectionPool, HashKey, HashSource, HealthCheck, HealthProbe, LoadBalancing, PassiveHealth,
-    Target, TargetAddr, Upstream, UpstreamTimeouts, UpstreamTls,
+    ConnectionPool, HashKey, HashSource, HealthCheck, HealthProbe, LoadBalancing, MAX_TARGETS,
+    PassiveHealth, Target, TargetAddr, Upstream, UpstreamTimeouts, UpstreamTls,
 };
 
 /// Declares a newtype ID: a string that names one item of a kind, end to end.

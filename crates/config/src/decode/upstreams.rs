@@ -6,8 +6,8 @@ use super::headers::header_name;
 use super::{invalid, string_args};
 use crate::diagnostic::{Code, Problem};
 use crate::model::{
-    ConnectionPool, HashKey, HashSource, HealthCheck, HealthProbe, LoadBalancing, PassiveHealth,
-    Target, TargetAddr, Upstream, UpstreamId, UpstreamTimeouts, UpstreamTls,
+    ConnectionPool, HashKey, HashSource, HealthCheck, HealthProbe, LoadBalancing, MAX_TARGETS,
+    PassiveHealth, Target, TargetAddr, Upstream, UpstreamId, UpstreamTimeouts, UpstreamTls,
 };
 use crate::reader::{Cx, Reader, Spanned};
 
@@ -100,6 +100,16 @@ fn targets(r: &Reader<'_>) -> Option<Vec<Target>> {
                         addr.span,
                         format!("target {a} is listed twice"),
                         Some("use `weight=` to give a target a larger share".to_owned()),
+                    );
+                    ok = false;
+                }
+                if out.len() == MAX_TARGETS {
+                    let msg = format!("an upstream has at most {MAX_TARGETS} targets");
+                    invalid(
+                        cx,
+                        addr.span,
+                        msg,
+                        Some("split the pool into several upstreams".to_owned()),
                     );
                     ok = false;
                 }

@@ -78,6 +78,9 @@ impl Serialize for TargetAddr {
     }
 }
 
+/// Most targets one upstream may have (selection keeps per-request state in a fixed bit set).
+pub const MAX_TARGETS: usize = 256;
+
 /// One target of a pool.
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]

@@ -337,7 +337,7 @@ static UPSTREAM: BlockSchema = BlockSchema {
     form: Form::Children,
     keys: &[
         K::new("target", Kind::Named { arg: "address", block: &TARGET }, D::Required,
-            "A server: `ip:port` or `host:port` (host names are resolved asynchronously and cached).",
+            "A server: `ip:port` or `host:port` (host names are resolved when the configuration is loaded). At most 256 per upstream.",
             r#"target "127.0.0.1:3000" weight=3"#).repeatable(),
         K::new("load-balancing", Kind::Enum(LoadBalancing::NAMES), D::Str("round-robin"),
             "`round-robin` (smooth weighted), `weighted` (weighted random), `least-connections`, `power-of-two-choices`, `consistent-hash` (on `hash-on`). All honour weights.",

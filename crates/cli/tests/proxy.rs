@@ -1,0 +1,458 @@
+//! End to end: the `zentinel` binary in front of mock upstreams, on ephemeral loopback ports.
+
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code fails loudly"
+)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use support::{Behaviour, MockUpstream, Proxy, free_addr, get, request, send_raw, wait_until};
+
+/// A proxy on a fresh port with `body` (routes, upstreams, … ) after one listener.
+fn start(body: &str) -> (Proxy, SocketAddr) {
+    let addr = free_addr();
+    let config = format!(
+        "listeners {{ listener \"web\" {{ address \"{addr}\"; }} }}\nobservability {{ access-log {{ destination \"off\"; }}; error-log {{ level \"warn\"; }} }}\n{body}"
+    );
+    (Proxy::start(&config, &[addr]), addr)
+}
+
+#[test]
+fn routes_by_host_and_path_and_answers_404_otherwise() {
+    let api = MockUpstream::start("api");
+    let site = MockUpstream::start("site");
+    let (_p, addr) = start(&format!(
+        r#"upstreams {{ upstream "api" {{ target "{}"; }}; upstream "site" {{ target "{}"; }} }}
+routes {{
+    route "api" {{ priority 10; matches {{ path-prefix "/api/"; }}; upstream "api"; }}
+    route "site" {{ matches {{ host "example.com" "*.example.com"; }}; upstream "site"; }}
+}}"#,
+        api.addr(),
+        site.addr()
+    ));
+    assert!(
+        get(addr, "example.com", "/api/users")
+            .text()
+            .contains("upstream=api")
+    );
+    assert!(
+        get(addr, "www.example.com", "/index.html")
+            .text()
+            .contains("upstream=site")
+    );
+    let miss = get(addr, "other.org", "/");
+    assert_eq!(miss.status, 404);
+    let id = miss.header("x-request-id").expect("request id").to_owned();
+    assert!(
+        miss.text().contains("no route matches") && miss.text().contains(&id),
+        "{}",
+        miss.text()
+    );
+    assert_eq!(api.hits() + site.hits(), 2);
+}
+
+#[test]
+fn default_route_catches_unmatched_requests() {
+    let up = MockUpstream::start("fallback");
+    let addr = free_addr();
+    let config = format!(
+        r#"listeners {{ listener "web" {{ address "{addr}"; default-route "fallback"; }} }}
+upstreams {{ upstream "u" {{ target "{}"; }} }}
+routes {{ route "only-api" {{ matches {{ path-prefix "/api/"; }}; upstream "u"; }}; route "fallback" {{ matches {{ path "/never"; }}; upstream "u"; }} }}"#,
+        up.addr()
+    );
+    let _p = Proxy::start(&config, &[addr]);
+    assert_eq!(get(addr, "x", "/elsewhere").status, 200);
+}
+
+#[test]
+fn forwarding_headers_request_id_and_header_policies() {
+    let up = MockUpstream::start("u");
+    let (_p, addr) = start(&format!(
+        r#"upstreams {{ upstream "u" {{ target "{}"; }} }}
+routes {{ route "r" {{ upstream "u"
+    request-headers {{ set "x-env" "prod"; remove "x-secret"; }}
+    response-headers {{ add "x-frame-options" "DENY"; remove "x-upstream"; }} }} }}"#,
+        up.addr()
+    ));
+    let resp = request(
+        addr,
+        "GET",
+        "example.com",
+        "/p",
+        &[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-secret", "s"),
+            ("forwarded", "for=6.6.6.6"),
+        ],
+        b"",
+    );
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("x-frame-options"), Some("DENY"));
+    assert_eq!(resp.header("x-upstream"), None);
+    let seen = up.last_request().expect("request");
+    assert_eq!(
+        seen.header("x-forwarded-for"),
+        Some("127.0.0.1"),
+        "client-supplied XFF is replaced"
+    );
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-host"), Some("example.com"));
+    assert_eq!(
+        seen.header("forwarded"),
+        Some("for=127.0.0.1;proto=http;host=\"example.com\"")
+    );
+    assert_eq!(seen.header("x-env"), Some("prod"));
+    assert_eq!(seen.header("x-secret"), None);
+    let id = seen.header("x-request-id").expect("request id upstream");
+    assert_eq!(resp.header("x-request-id"), Some(id), "same id both ways");
+    assert_eq!(id.len(), 32);
+}
+
+#[test]
+fn trusted_proxies_keep_the_chain() {
+    let up = MockUpstream::start("u");
+    let (_p, addr) = start(&format!(
+        r#"server {{ trusted-proxies "127.0.0.1"; }}
+upstreams {{ upstream "u" {{ target "{}"; }} }}
+routes {{ route "r" {{ upstream "u"; }} }}"#,
+        up.addr()
+    ));
+    request(
+        addr,
+        "GET",
+        "h",
+        "/",
+        &[
+            ("x-forwarded-for", "203.0.113.5"),
+            ("x-forwarded-proto", "https"),
+        ],
+        b"",
+    );
+    let seen = up.last_request().expect("request");
+    assert_eq!(
+        seen.header("x-forwarded-for"),
+        Some("203.0.113.5, 127.0.0.1")
+    );
+    assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
+}
+
+#[test]
+fn round_robin_spreads_by_weight_and_hashing_sticks() {
+    let a = MockUpstream::start("a");
+    let b = MockUpstream::start("b");
+    let (_p, addr) = start(&format!(
+        r#"upstreams {{
+    upstream "rr" {{ target "{a}" weight=2; target "{b}"; }}
+    upstream "sticky" {{ target "{a}"; target "{b}"; load-balancing "consistent-hash"; hash-on "header" "x-user"; }}
+}}
+routes {{ route "rr" {{ matches {{ path-prefix "/rr"; }}; upstream "rr"; }}; route "sticky" {{ upstream "sticky"; }} }}"#,
+        a = a.addr(),
+        b = b.addr()
+    ));
+    for _ in 0..6 {
+        get(addr, "h", "/rr");
+    }
+    assert_eq!((a.hits(), b.hits()), (4, 2), "weights 2:1");
+    let target_of = |user: &str| {
+        request(addr, "GET", "h", "/s", &[("x-user", user)], b"")
+            .header("x-upstream")
+            .map(str::to_owned)
+    };
+    for user in ["alice", "bob", "carol"] {
+        let first = target_of(user);
+        for _ in 0..5 {
+            assert_eq!(target_of(user), first, "{user} sticks to one target");
+        }
+    }
+}
+
+#[test]
+fn connect_failures_are_retried_on_another_target_within_max_attempts() {
+    let up = MockUpstream::start("alive");
+    let dead = free_addr();
+    let (_p, addr) = start(&format!(
+        r#"upstreams {{ upstream "u" {{ target "{dead}"; target "{}"; passive-health {{ enabled #false; }} }} }}
+routes {{
+    route "retry" {{ matches {{ path "/retry"; }}; upstream "u"; retry {{ max-attempts 2; min-retries-per-second 100; }} }}
+    route "once" {{ upstream "u"; retry {{ max-attempts 1; }} }}
+}}"#,
+        up.addr()
+    ));
+    for _ in 0..4 {
+        assert_eq!(
+            get(addr, "h", "/retry").status,
+            200,
+            "a refused connect is retried elsewhere"
+        );
+    }
+    // Round robin alternates, so without retries every other request meets the dead target.
+    let responses: Vec<_> = (0..4).map(|_| get(addr, "h", "/once")).collect();
+    let failed: Vec<_> = responses.iter().filter(|r| r.status == 502).collect();
+    assert_eq!(
+        failed.len(),
+        2,
+        "{:?}",
+        responses.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    let text = failed[0].text();
+    assert!(
+        text.contains("route: once") && text.contains("request-id:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn passive_health_ejects_a_failing_target() {
+    let good = MockUpstream::start("good");
+    let bad = MockUpstream::start("bad");
+    bad.set_status(503);
+    let (_p, addr) = start(&format!(
+        r#"upstreams {{ upstream "u" {{ target "{}"; target "{}"; passive-health {{ consecutive-failures 2; ejection-time-ms 60000; }} }} }}
+routes {{ route "r" {{ upstream "u"; }} }}"#,
+        good.addr(),
+        bad.addr()
+    ));
+    for _ in 0..10 {
+        get(addr, "h", "/");
+    }
+    assert_eq!(bad.hits(), 2, "ejected after two consecutive 503s");
+    assert_eq!(good.hits(), 8);
+}
+
+#[test]
+fn upstream_read_timeout_gives_504_and_unreachable_gives_502() {
+    let slow = MockUpstream::start("slow");
+    slow.set_behaviour(Behaviour::Delay(Duration::from_secs(3)));
+    let dead = free_addr();
+    let (_p, addr) = start(&format!(
+        r#"upstreams {{
+    upstream "slow" {{ target "{}"; timeouts {{ read-ms 300; }} }}
+    upstream "dead" {{ target "{dead}"; }}
+}}
+routes {{ route "slow" {{ matches {{ path "/slow"; }}; upstream "slow"; }}; route "dead" {{ upstream "dead"; }} }}"#,
+        slow.addr()
+    ));
+    let t = Instant::now();
+    let r = get(addr, "h", "/slow");
+    assert_eq!(r.status, 504);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "answered at the read timeout, took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(get(addr, "h", "/").status, 502);
+}
+
+#[test]
+fn request_limits_give_414_431_and_413() {
+    let up = MockUpstream::start("u");
+    let (_p, addr) = start(&format!(
+        r#"limits {{ max-uri-bytes 100; max-header-count 10; max-body-bytes 1000; }}
+upstreams {{ upstream "u" {{ target "{}"; }} }}
+routes {{ route "r" {{ upstream "u"; }}; route "small" {{ priority 1; matches {{ path "/small"; }}; upstream "u"; limits {{ max-body-bytes 10; }} }} }}"#,
+        up.addr()
+    ));
+    assert_eq!(get(addr, "h", &format!("/{}", "a".repeat(120))).status, 414);
+    let many: Vec<(String, String)> = (0..12)
+        .map(|i| (format!("x-h{i}"), "v".to_owned()))
+        .collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_eq!(request(addr, "GET", "h", "/", &many, b"").status, 431);
+    assert_eq!(
+        request(addr, "POST", "h", "/", &[], &[b'x'; 1001]).status,
+        413
+    );
+    assert_eq!(
+        request(addr, "POST", "h", "/", &[], &[b'x'; 1000]).status,
+        200
+    );
+    assert_eq!(
+        request(addr, "POST", "h", "/small", &[], &[b'x'; 11]).status,
+        413,
+        "route override"
+    );
+    let before = up.hits();
+    let chunked = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3e8\r\n"
+        .iter()
+        .copied()
+        .chain([b'y'; 1000])
+        .chain(*b"\r\n3e8\r\n")
+        .chain([b'y'; 1000])
+        .chain(*b"\r\n0\r\n\r\n")
+        .collect::<Vec<u8>>();
+    let r = send_raw(addr, &chunked);
+    assert!(
+        matches!(r.as_ref().map(|r| r.status), Ok(413) | Err(_)),
+        "chunked body over the limit is cut: {:?}",
+        r.map(|r| r.status)
+    );
+    assert_eq!(
+        up.requests()
+            .iter()
+            .skip(before)
+            .filter(|r| r.body.len() > 1000)
+            .count(),
+        0,
+        "never forwarded whole"
+    );
+}
+
+#[test]
+fn route_in_flight_cap_refuses_with_503() {
+    let up = MockUpstream::start("slow");
+    up.set_behaviour(Behaviour::Delay(Duration::from_millis(800)));
+    let (_p, addr) = start(&format!(
+        r#"upstreams {{ upstream "u" {{ target "{}"; }} }}
+routes {{ route "r" {{ upstream "u"; limits {{ max-in-flight-requests 1; }} }} }}"#,
+        up.addr()
+    ));
+    let first = std::thread::spawn(move || get(addr, "h", "/").status);
+    wait_until(
+        Duration::from_secs(5),
+        "first request reaches the upstream",
+        || up.connections() > 0,
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let second = get(addr, "h", "/");
+    assert_eq!(second.status, 503);
+    assert!(second.text().contains("too many requests in flight"));
+    assert_eq!(first.join().unwrap(), 200);
+}
+
+#[test]
+fn websocket_upgrades_are_refused_unless_the_route_allows_them() {
+    let up = MockUpstream::start("u");
+    let (_p, addr) = start(&format!(
+        r#"upstreams {{ upstream "u" {{ target "{}"; }} }}
+routes {{ route "r" {{ upstream "u"; }} }}"#,
+        up.addr()
+    ));
+    let r = request(
+        addr,
+        "GET",
+        "h",
+        "/ws",
+        &[
+            ("upgrade", "websocket"),
+            ("connection", "upgrade"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", "13"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(up.hits(), 0);
+}
+
+#[test]
+fn settings_this_build_cannot_carry_out_are_refused_at_start() {
+    let (code, err) = Proxy::fail_to_start(
+        r#"listeners { listener "web" { address "127.0.0.1:1"; } }
+upstreams { upstream "u" { target "127.0.0.1:2"; health-check { tcp; interval-ms 2000; } } }
+routes { route "r" { upstream "u"; } }"#,
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("cannot carry out yet") && err.contains("active health checks"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_taken_address_is_reported_by_listener() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let (code, err) = Proxy::fail_to_start(&format!(
+        r#"listeners {{ listener "web" {{ address "{addr}"; }} }}
+upstreams {{ upstream "u" {{ target "127.0.0.1:2"; }} }}
+routes {{ route "r" {{ upstream "u"; }} }}"#
+    ));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!("listener \"web\" cannot bind {addr}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
+    let up = MockUpstream::start("slow");
+    up.set_behaviour(Behaviour::Delay(Duration::from_millis(1500)));
+    let (mut p, addr) = start(&format!(
+        r#"server {{ graceful-shutdown-timeout-secs 10; }}
+upstreams {{ upstream "u" {{ target "{}"; }} }}
+routes {{ route "r" {{ upstream "u"; }} }}"#,
+        up.addr()
+    ));
+    let inflight = std::thread::spawn(move || get(addr, "h", "/long"));
+    wait_until(
+        Duration::from_secs(5),
+        "request reaches the upstream",
+        || up.connections() > 0,
+    );
+    p.signal(15);
+    std::thread::sleep(Duration::from_millis(200));
+    // A new request during the drain is refused, not queued.
+    if let Ok(r) = send_raw(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    ) {
+        assert_eq!(r.status, 503);
+    }
+    let resp = inflight.join().unwrap();
+    assert_eq!(resp.status, 200, "the in-flight request completes");
+    let status = p
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after the drain");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn sighup_does_not_kill_the_process() {
+    let up = MockUpstream::start("u");
+    let (p, addr) = start(&format!(
+        r#"upstreams {{ upstream "u" {{ target "{}"; }} }}
+routes {{ route "r" {{ upstream "u"; }} }}"#,
+        up.addr()
+    ));
+    p.signal(1);
+    p.wait_stderr("SIGHUP received", Duration::from_secs(5));
+    assert_eq!(get(addr, "h", "/").status, 200);
+}
+
+#[test]
+fn the_built_in_demo_answers_with_what_went_through() {
+    let listen = free_addr();
+    let upstream = free_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zentinel"))
+        .arg("run")
+        .current_dir(dir.path())
+        .env("ZENTINEL_DEMO_LISTEN", listen.to_string())
+        .env("ZENTINEL_DEMO_UPSTREAM", upstream.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "demo listens", || {
+        std::net::TcpStream::connect(listen).is_ok()
+    });
+    let r = get(listen, "localhost", "/hello");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-zentinel-route"), Some("demo"));
+    let id = r.header("x-request-id").expect("id");
+    assert!(
+        r.text().contains("Zentinel demo upstream") && r.text().contains(id),
+        "{}",
+        r.text()
+    );
+}

@@ -1,0 +1,94 @@
+//! The access log: one line per request, JSON or text, to stdout or stderr.
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use zentinel_config::model::{LogDestination, LogFormat, LogSink};
+
+use crate::proxy::Ctx;
+
+/// Where access log lines go.
+#[derive(Debug)]
+pub(crate) struct AccessLog {
+    destination: LogDestination,
+    format: LogFormat,
+}
+
+impl AccessLog {
+    /// The access log described by `sink` (destinations other than stdout, stderr and off
+    /// are refused at start-up, see `unsupported`).
+    pub(crate) fn new(sink: &LogSink) -> Self {
+        Self {
+            destination: sink.destination.clone(),
+            format: sink.format,
+        }
+    }
+
+    /// Writes the line of one finished request.
+    pub(crate) fn write(&self, session: &Session, e: Option<&Error>, ctx: &Ctx, listener: usize) {
+        if matches!(
+            self.destination,
+            LogDestination::Off | LogDestination::File(_)
+        ) {
+            return;
+        }
+        let req = session.req_header();
+        let rt = &ctx.rt;
+        let route = ctx.route.map(|i| rt.config.routes[i].id.as_str());
+        let upstream = ctx
+            .route
+            .map(|i| rt.config.upstreams[rt.routes[i].pool].id.as_str());
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let line = serde_json::json!({
+            "ts_ms": ts,
+            "request_id": ctx.request_id,
+            "listener": rt.config.listeners.get(listener).map(|l| l.id.as_str()),
+            "client": ctx.forwarding.as_ref().and_then(|f| f.client_ip).map(|ip| ip.to_string()),
+            "method": req.method.as_str(),
+            "host": req.headers.get("host").and_then(|v| v.to_str().ok()),
+            "path": req.uri.path(),
+            "status": status,
+            "route": route,
+            "upstream": upstream,
+            "attempts": ctx.attempt.count,
+            "duration_ms": ctx.started.elapsed().as_secs_f64() * 1000.0,
+            "bytes_in": ctx.body_bytes,
+            "bytes_out": session.body_bytes_sent(),
+            "error": e.map(|e| e.etype().as_str()),
+        });
+        let text = match self.format {
+            LogFormat::Json => line.to_string(),
+            LogFormat::Text => text_line(&line),
+        };
+        let result = match self.destination {
+            LogDestination::Stderr => writeln!(std::io::stderr().lock(), "{text}"),
+            _ => writeln!(std::io::stdout().lock(), "{text}"),
+        };
+        if result.is_err() {
+            tracing::debug!("access log write failed");
+        }
+    }
+}
+
+/// `key=value` pairs, strings quoted when they contain spaces or quotes.
+fn text_line(v: &serde_json::Value) -> String {
+    let Some(map) = v.as_object() else {
+        return String::new();
+    };
+    map.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) if s.contains([' ', '"', '=']) || s.is_empty() => {
+                format!("{k}={v}")
+            }
+            serde_json::Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

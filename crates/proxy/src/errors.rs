@@ -1,0 +1,161 @@
+//! The one place where failures become HTTP statuses, and the error responses themselves:
+//! short, naming the route and the request ID, never internals.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+/// Why the proxy answered on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No route matches (404).
+    NoRoute,
+    /// The request target is too long (414).
+    UriTooLong,
+    /// Too many or too large request headers (431).
+    HeadersTooLarge,
+    /// The body is larger than the limit (413).
+    BodyTooLarge,
+    /// The proxy or the route is at its in-flight cap (503).
+    Overloaded,
+    /// No target of the pool is available (503).
+    NoHealthyTarget,
+    /// A WebSocket upgrade on a route that does not allow it (403).
+    UpgradeNotAllowed,
+    /// The process is shutting down (503).
+    ShuttingDown,
+}
+
+impl Refusal {
+    /// The status sent.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::NoRoute => 404,
+            Self::UriTooLong => 414,
+            Self::HeadersTooLarge => 431,
+            Self::BodyTooLarge => 413,
+            Self::Overloaded | Self::NoHealthyTarget | Self::ShuttingDown => 503,
+            Self::UpgradeNotAllowed => 403,
+        }
+    }
+
+    /// The short explanation in the body.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NoRoute => "no route matches this request",
+            Self::UriTooLong => "request target too long",
+            Self::HeadersTooLarge => "request headers too large",
+            Self::BodyTooLarge => "request body too large",
+            Self::Overloaded => "too many requests in flight",
+            Self::NoHealthyTarget => "no healthy upstream target",
+            Self::UpgradeNotAllowed => "protocol upgrades are not allowed on this route",
+            Self::ShuttingDown => "the proxy is shutting down",
+        }
+    }
+
+    /// As a Pingora error, for phases that can only fail.
+    pub fn error(self) -> Box<Error> {
+        Error::explain(ErrorType::HTTPStatus(self.status()), self.reason())
+    }
+}
+
+/// The status for an error that ended a request; 0 when the client is gone.
+pub fn status_of(e: &Error) -> u16 {
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        ErrorType::ConnectTimedout
+        | ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::TLSHandshakeFailure
+        | ErrorType::TLSHandshakeTimedout
+        | ErrorType::InvalidCert
+        | ErrorType::HandshakeError => 502,
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            504
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                ErrorType::ReadTimedout => 408,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
+}
+
+/// Writes a proxy-generated response: status, a plain-text body naming the route and the
+/// request ID, `Connection: close` when the connection must not be reused.
+pub async fn respond(
+    session: &mut Session,
+    status: u16,
+    detail: &str,
+    route: Option<&str>,
+    request_id: &str,
+    request_id_header: &str,
+    close: bool,
+) -> Result<()> {
+    let mut body = format!("{status} {}: {detail}\n", reason_phrase(status));
+    if let Some(r) = route {
+        body.push_str(&format!("route: {r}\n"));
+    }
+    body.push_str(&format!("request-id: {request_id}\n"));
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    resp.insert_header("content-type", "text/plain; charset=utf-8")?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("cache-control", "no-store")?;
+    resp.insert_header(request_id_header.to_owned(), request_id)?;
+    if close {
+        resp.insert_header("connection", "close")?;
+        session.set_keepalive(None);
+    }
+    session.write_response_header(Box::new(resp), false).await?;
+    session
+        .write_response_body(Some(Bytes::from(body)), true)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_failures_map_to_502_and_504() {
+        let connect = Error::new(ErrorType::ConnectRefused).into_up();
+        assert_eq!(status_of(&connect), 502);
+        let timeout = Error::new(ErrorType::ReadTimedout).into_up();
+        assert_eq!(status_of(&timeout), 504);
+        let reset = Error::new(ErrorType::ConnectionClosed).into_up();
+        assert_eq!(status_of(&reset), 502);
+    }
+
+    #[test]
+    fn client_failures_and_refusals() {
+        assert_eq!(
+            status_of(&Error::new(ErrorType::ConnectionClosed).into_down()),
+            0
+        );
+        assert_eq!(
+            status_of(&Error::new(ErrorType::ReadTimedout).into_down()),
+            408
+        );
+        assert_eq!(
+            status_of(&Error::new(ErrorType::InvalidHTTPHeader).into_down()),
+            400
+        );
+        assert_eq!(status_of(&Refusal::BodyTooLarge.error()), 413);
+        assert_eq!(status_of(&Refusal::NoHealthyTarget.error()), 503);
+    }
+}

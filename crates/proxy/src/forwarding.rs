@@ -1,0 +1,307 @@
+//! What the proxy says about the client to the upstream: the trusted client address,
+//! `X-Forwarded-*` and `Forwarded`, the request ID, and the route's header policies.
+//!
+//! Client-supplied forwarding headers are believed only from configured trusted proxies;
+//! from anyone else they are replaced, never passed on.
+
+use std::net::IpAddr;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use ipnet_like::contains;
+use zentinel_config::model::{HeaderPolicy, Server};
+
+/// Header editing over Pingora's case-preserving headers (and plain maps, in tests).
+pub(crate) trait HeaderEdit {
+    /// The headers.
+    fn map(&self) -> &HeaderMap;
+    /// Removes every value of `name`.
+    fn remove(&mut self, name: &str);
+    /// Replaces every value of `name` with `value`.
+    fn insert(&mut self, name: &str, value: HeaderValue);
+    /// Adds a value of `name`.
+    fn append(&mut self, name: &str, value: HeaderValue);
+}
+
+impl HeaderEdit for HeaderMap {
+    fn map(&self) -> &HeaderMap {
+        self
+    }
+    fn remove(&mut self, name: &str) {
+        HeaderMap::remove(self, name);
+    }
+    fn insert(&mut self, name: &str, value: HeaderValue) {
+        if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+            HeaderMap::insert(self, n, value);
+        }
+    }
+    fn append(&mut self, name: &str, value: HeaderValue) {
+        if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+            HeaderMap::append(self, n, value);
+        }
+    }
+}
+
+macro_rules! pingora_header_edit {
+    ($t:ty) => {
+        impl HeaderEdit for $t {
+            fn map(&self) -> &HeaderMap {
+                &self.headers
+            }
+            fn remove(&mut self, name: &str) {
+                self.remove_header(name);
+            }
+            fn insert(&mut self, name: &str, value: HeaderValue) {
+                // Names come from the validated configuration or are constants.
+                let _ = self.insert_header(name.to_owned(), value);
+            }
+            fn append(&mut self, name: &str, value: HeaderValue) {
+                let _ = self.append_header(name.to_owned(), value);
+            }
+        }
+    };
+}
+
+pingora_header_edit!(pingora::http::RequestHeader);
+pingora_header_edit!(pingora::http::ResponseHeader);
+
+/// Forwarding facts of one request, computed once in `request_filter`.
+#[derive(Debug, Clone)]
+pub(crate) struct Forwarding {
+    /// The client as the proxy believes it: the socket peer, or, behind trusted proxies, the
+    /// first untrusted address in `X-Forwarded-For` (right to left).
+    pub client_ip: Option<IpAddr>,
+    /// The socket peer.
+    pub peer_ip: Option<IpAddr>,
+    /// Whether the peer is a trusted proxy.
+    pub trusted_peer: bool,
+}
+
+mod ipnet_like {
+    use std::net::IpAddr;
+
+    use ipnet::IpNet;
+
+    pub(super) fn contains(nets: &[IpNet], ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        nets.iter().any(|n| n.contains(&ip))
+    }
+}
+
+impl Forwarding {
+    /// Works out the client from the peer address and, if the peer is trusted, the
+    /// `X-Forwarded-For` chain.
+    pub(crate) fn new(server: &Server, peer: Option<IpAddr>, headers: &HeaderMap) -> Self {
+        let trusted = |ip: IpAddr| contains(&server.trusted_proxies, ip);
+        let trusted_peer = peer.is_some_and(trusted);
+        let mut client_ip = peer;
+        if trusted_peer {
+            let chain = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+                .collect::<Vec<_>>();
+            // Walk from the nearest hop outwards; the first address we do not trust is the client.
+            if let Some(first_untrusted) = chain.iter().rev().find(|ip| !trusted(**ip)) {
+                client_ip = Some(*first_untrusted);
+            } else if let Some(farthest) = chain.first() {
+                client_ip = Some(*farthest);
+            }
+        }
+        Self {
+            client_ip,
+            peer_ip: peer,
+            trusted_peer,
+        }
+    }
+
+    /// Writes `X-Forwarded-For/-Proto/-Host` and `Forwarded` on the upstream request.
+    pub(crate) fn apply(&self, headers: &mut impl HeaderEdit, proto: &str, host: Option<&str>) {
+        let peer = self.peer_ip.map(|ip| ip.to_string());
+        let keep = self.trusted_peer;
+        let prev_xff = headers
+            .map()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let xff = match (keep, prev_xff, &peer) {
+            (true, Some(prev), Some(p)) => Some(format!("{prev}, {p}")),
+            (_, _, Some(p)) => Some(p.clone()),
+            _ => None,
+        };
+        set_or_remove(headers, "x-forwarded-for", xff);
+        if !(keep && headers.map().contains_key("x-forwarded-proto")) {
+            set_or_remove(headers, "x-forwarded-proto", Some(proto.to_owned()));
+        }
+        if !(keep && headers.map().contains_key("x-forwarded-host")) {
+            set_or_remove(headers, "x-forwarded-host", host.map(str::to_owned));
+        }
+        let mut element = String::new();
+        if let Some(p) = self.peer_ip {
+            match p {
+                IpAddr::V4(v4) => element.push_str(&format!("for={v4}")),
+                IpAddr::V6(v6) => element.push_str(&format!("for=\"[{v6}]\"")),
+            }
+        }
+        element.push_str(&format!(";proto={proto}"));
+        if let Some(h) = host.filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        }) {
+            element.push_str(&format!(";host=\"{h}\""));
+        }
+        let prev = headers
+            .map()
+            .get("forwarded")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let forwarded = match (keep, prev) {
+            (true, Some(prev)) => format!("{prev}, {element}"),
+            _ => element,
+        };
+        set_or_remove(headers, "forwarded", Some(forwarded));
+    }
+}
+
+fn set_or_remove(headers: &mut impl HeaderEdit, name: &'static str, value: Option<String>) {
+    headers.remove(name);
+    if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(name, v);
+    }
+}
+
+/// Applies a route's header policy, in the documented order: rename, remove, set, add.
+/// Names and values were validated when the configuration was loaded.
+pub(crate) fn apply_policy(policy: &HeaderPolicy, headers: &mut impl HeaderEdit) {
+    for (from, to) in &policy.rename {
+        let values: Vec<HeaderValue> = headers
+            .map()
+            .get_all(from.as_str())
+            .iter()
+            .cloned()
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        headers.remove(from);
+        for v in values {
+            headers.append(to, v);
+        }
+    }
+    for name in &policy.remove {
+        headers.remove(name);
+    }
+    for (name, value) in &policy.set {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    }
+    for (name, value) in &policy.add {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.append(name, v);
+        }
+    }
+}
+
+/// A new request ID: 128 random bits as 32 hex digits.
+pub(crate) fn new_request_id() -> String {
+    let v: u128 = rand::random();
+    format!("{v:032x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(trusted: &[&str]) -> Server {
+        let text = format!(
+            "server {{ trusted-proxies {} }}\nlisteners {{ listener \"w\" {{ address \"127.0.0.1:1\"; }} }}\nupstreams {{ upstream \"u\" {{ target \"127.0.0.1:2\"; }} }}\nroutes {{ route \"r\" {{ upstream \"u\"; }} }}",
+            trusted
+                .iter()
+                .map(|t| format!("\"{t}\""))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        zentinel_config::load_str("t.kdl", &text)
+            .map(|c| c.server)
+            .unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(*n, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_forge_forwarding_headers() {
+        let s = server(&["10.0.0.0/8"]);
+        let mut h = headers(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=1.2.3.4"),
+        ]);
+        let f = Forwarding::new(&s, Some("203.0.113.9".parse().unwrap()), &h);
+        assert_eq!(f.client_ip, Some("203.0.113.9".parse().unwrap()));
+        f.apply(&mut h, "http", Some("example.com"));
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "example.com");
+        assert_eq!(
+            h["forwarded"],
+            "for=203.0.113.9;proto=http;host=\"example.com\""
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_extend_the_chain_and_name_the_client() {
+        let s = server(&["10.0.0.0/8"]);
+        let mut h = headers(&[
+            ("x-forwarded-for", "198.51.100.7, 10.1.1.1"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let f = Forwarding::new(&s, Some("10.0.0.2".parse().unwrap()), &h);
+        assert_eq!(f.client_ip, Some("198.51.100.7".parse().unwrap()));
+        f.apply(&mut h, "http", Some("example.com"));
+        assert_eq!(h["x-forwarded-for"], "198.51.100.7, 10.1.1.1, 10.0.0.2");
+        assert_eq!(
+            h["x-forwarded-proto"], "https",
+            "kept from the trusted proxy"
+        );
+    }
+
+    #[test]
+    fn policy_order_is_rename_remove_set_add() {
+        let text = r#"listeners { listener "w" { address "127.0.0.1:1"; } }
+upstreams { upstream "u" { target "127.0.0.1:2"; } }
+routes { route "r" { upstream "u"; request-headers { rename "x-a" "x-b"; remove "x-c"; set "x-d" "new"; add "x-e" "2"; } } }"#;
+        let c = zentinel_config::load_str("t.kdl", text).unwrap_or_else(|d| panic!("{d}"));
+        let mut h = headers(&[
+            ("x-a", "1"),
+            ("x-c", "gone"),
+            ("x-d", "old"),
+            ("x-d", "older"),
+            ("x-e", "1"),
+        ]);
+        apply_policy(&c.routes[0].request_headers, &mut h);
+        assert!(h.get("x-a").is_none());
+        assert_eq!(h["x-b"], "1");
+        assert!(h.get("x-c").is_none());
+        assert_eq!(h.get_all("x-d").iter().collect::<Vec<_>>(), ["new"]);
+        assert_eq!(h.get_all("x-e").iter().collect::<Vec<_>>(), ["1", "2"]);
+    }
+
+    #[test]
+    fn request_ids_are_32_hex_digits_and_distinct() {
+        let a = new_request_id();
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, new_request_id());
+    }
+}

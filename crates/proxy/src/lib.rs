@@ -1,0 +1,61 @@
+//! Zentinel's data plane on Pingora.
+//!
+//! A validated [`zentinel_config::Config`] becomes a [`runtime::Runtime`]: route matchers per
+//! listener, upstream pools, retry budgets, limits. The `ProxyHttp` implementation in
+//! [`proxy`] reads one runtime snapshot per request and runs each phase over that prepared
+//! state. This crate never parses configuration text; it only sees the validated model.
+
+mod access_log;
+mod demo;
+pub mod errors;
+mod forwarding;
+mod limits;
+pub mod pool;
+mod proxy;
+mod retry;
+pub mod runtime;
+mod server;
+pub mod unsupported;
+
+use std::net::SocketAddr;
+
+pub use server::{ServeOptions, serve};
+
+/// Why a runtime could not be built from a configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A target's host name did not resolve.
+    #[error("upstream \"{upstream}\": target {target} does not resolve")]
+    Resolve {
+        /// The upstream.
+        upstream: String,
+        /// The target as configured.
+        target: String,
+    },
+    /// An inconsistency that validation should have prevented.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The configuration uses settings this build cannot carry out.
+    #[error("this build cannot carry out these settings yet: {}", .0.join("; "))]
+    Unsupported(Vec<String>),
+    /// A listener address cannot be bound.
+    #[error("listener \"{listener}\" cannot bind {address}: {source}")]
+    Bind {
+        /// The listener.
+        listener: String,
+        /// Its address.
+        address: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The runtime could not be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}

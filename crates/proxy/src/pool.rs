@@ -1,0 +1,179 @@
+//! Upstream pools: targets with weights, the load-balancing algorithms, and passive health.
+//!
+//! A pool is built once per configuration load. Selection never allocates and never blocks
+//! on I/O: target addresses were resolved when the pool was built, and every algorithm works
+//! on the target list with atomics (and one short lock for smooth weighted round robin).
+
+mod select;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use zentinel_config::model::{HashKey, LoadBalancing, TargetAddr, Upstream, UpstreamId};
+
+use crate::BuildError;
+
+/// One target of a pool, with its live counters.
+#[derive(Debug)]
+pub struct Target {
+    /// Address as configured (for logs).
+    pub name: String,
+    /// Address connected to.
+    pub addr: SocketAddr,
+    /// Relative share of traffic.
+    pub weight: u32,
+    /// Requests in flight to this target.
+    in_flight: AtomicUsize,
+    /// Consecutive failed requests (passive health).
+    failures: AtomicU32,
+    /// Milliseconds since the pool's epoch until which the target is ejected; 0 = in service.
+    ejected_until: AtomicU64,
+}
+
+/// What a request tells the selector.
+#[derive(Debug, Clone, Copy)]
+pub struct SelectInput<'a> {
+    /// Bytes of the consistent-hash key, if the pool hashes.
+    pub hash_key: Option<&'a [u8]>,
+    /// Targets already tried by this request.
+    pub tried: Tried,
+}
+
+/// The targets one request has tried, as a bit set (pools have at most
+/// [`zentinel_config::model::MAX_TARGETS`] targets).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tried([u64; 4]);
+
+impl Tried {
+    /// Marks target `i` as tried.
+    pub fn insert(&mut self, i: usize) {
+        if let Some(word) = self.0.get_mut(i / 64) {
+            *word |= 1 << (i % 64);
+        }
+    }
+
+    /// Whether target `i` was tried.
+    pub fn contains(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
+/// A pool of targets and how to pick one.
+#[derive(Debug)]
+pub struct Pool {
+    /// The upstream's ID.
+    pub id: UpstreamId,
+    /// Targets in definition order.
+    pub targets: Vec<Target>,
+    algorithm: LoadBalancing,
+    hash_on: Option<HashKey>,
+    /// Smooth weighted round robin state: current weight per target.
+    rr: Mutex<Vec<i64>>,
+    ring: select::Ring,
+    passive: Option<(u32, Duration)>,
+    epoch: Instant,
+}
+
+impl Pool {
+    /// Builds the pool of `u`, resolving host names once.
+    pub fn new(u: &Upstream) -> Result<Self, BuildError> {
+        let mut targets = Vec::with_capacity(u.targets.len());
+        for t in &u.targets {
+            let addr = match &t.address {
+                TargetAddr::Ip(a) => *a,
+                TargetAddr::Dns { host, port } => (host.as_str(), *port)
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut it| it.next())
+                    .ok_or_else(|| BuildError::Resolve {
+                        upstream: u.id.to_string(),
+                        target: t.address.to_string(),
+                    })?,
+            };
+            targets.push(Target {
+                name: t.address.to_string(),
+                addr,
+                weight: t.weight,
+                in_flight: AtomicUsize::new(0),
+                failures: AtomicU32::new(0),
+                ejected_until: AtomicU64::new(0),
+            });
+        }
+        let ring = select::Ring::new(&targets);
+        let passive = u.passive_health.enabled.then_some((
+            u.passive_health.consecutive_failures,
+            u.passive_health.ejection_time,
+        ));
+        Ok(Self {
+            id: u.id.clone(),
+            rr: Mutex::new(vec![0; targets.len()]),
+            targets,
+            algorithm: u.load_balancing,
+            hash_on: u.hash_on.clone(),
+            ring,
+            passive,
+            epoch: Instant::now(),
+        })
+    }
+
+    /// What the pool hashes, when it uses consistent hashing.
+    pub fn hash_on(&self) -> Option<&HashKey> {
+        self.hash_on.as_ref()
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether target `i` may receive traffic now.
+    pub fn available(&self, i: usize) -> bool {
+        let until = self.targets[i].ejected_until.load(Ordering::Relaxed);
+        until == 0 || self.now_ms() >= until
+    }
+
+    /// Picks a target; `None` when no target is available.
+    pub fn select(&self, input: SelectInput<'_>) -> Option<usize> {
+        select::select(self, input)
+    }
+
+    /// Counts a request to target `i` as started.
+    pub fn begin(&self, i: usize) {
+        self.targets[i].in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request to target `i` as finished, and feeds passive health.
+    pub fn end(&self, i: usize, failed: bool) {
+        let t = &self.targets[i];
+        t.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.record(i, failed);
+    }
+
+    /// Feeds passive health without an in-flight request (a failed connect).
+    pub fn record(&self, i: usize, failed: bool) {
+        let t = &self.targets[i];
+        let Some((threshold, ejection)) = self.passive else {
+            return;
+        };
+        if !failed {
+            t.failures.store(0, Ordering::Relaxed);
+            return;
+        }
+        let n = t.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= threshold {
+            let until = self.now_ms() + u64::try_from(ejection.as_millis()).unwrap_or(u64::MAX / 2);
+            t.ejected_until.store(until.max(1), Ordering::Relaxed);
+            t.failures.store(0, Ordering::Relaxed);
+            tracing::warn!(upstream = %self.id, target = %t.name, failures = n, "target ejected");
+        }
+    }
+
+    /// Requests in flight to target `i`.
+    pub fn in_flight(&self, i: usize) -> usize {
+        self.targets[i].in_flight.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,343 @@
+//! The `ProxyHttp` implementation: one instance per listener, each phase a short step over
+//! state prepared when the configuration was loaded.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use zentinel_config::matcher::Request;
+use zentinel_config::model::{HashKey, RetryOn};
+
+use crate::access_log::AccessLog;
+use crate::errors::{Refusal, respond, status_of};
+use crate::forwarding::{Forwarding, apply_policy, new_request_id};
+use crate::limits;
+use crate::pool::{SelectInput, Tried};
+use crate::runtime::{Runtime, Shared, Slot};
+
+/// The proxy logic of one listener.
+#[derive(Debug)]
+pub(crate) struct Zentinel {
+    /// Position of the listener in the configuration.
+    pub listener: usize,
+    /// The current runtime.
+    pub shared: Arc<Shared>,
+    /// Set when a graceful shutdown has begun: new requests are refused.
+    pub draining: Arc<AtomicBool>,
+    /// Where access log lines go.
+    pub access_log: Arc<AccessLog>,
+}
+
+/// The upstream attempt state of one request.
+#[derive(Debug, Default)]
+pub(crate) struct Attempt {
+    /// Target of the current attempt, as an index in the route's pool.
+    pub target: Option<usize>,
+    /// Targets tried so far.
+    pub tried: Tried,
+    /// Attempts started.
+    pub count: u32,
+    /// Whether the current attempt failed.
+    pub failed: bool,
+}
+
+/// Per-request state.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    /// The runtime this request uses until it ends.
+    pub rt: Arc<Runtime>,
+    /// The request ID sent upstream and back.
+    pub request_id: String,
+    /// The matched route, as an index in `config.routes`.
+    pub route: Option<usize>,
+    /// Who the client is.
+    pub forwarding: Option<Forwarding>,
+    /// Upstream attempts.
+    pub attempt: Attempt,
+    /// In-flight slots held for the request's lifetime.
+    pub slots: (Option<Slot>, Option<Slot>),
+    /// Request body bytes seen so far.
+    pub body_bytes: u64,
+    /// When the request started.
+    pub started: Instant,
+}
+
+impl Zentinel {
+    fn request_id_header<'a>(&self, ctx: &'a Ctx) -> &'a str {
+        &ctx.rt.config.server.request_id_header
+    }
+
+    async fn refuse(&self, session: &mut Session, ctx: &mut Ctx, why: Refusal) -> Result<bool> {
+        let route = ctx.route.map(|i| ctx.rt.config.routes[i].id.to_string());
+        let header = self.request_id_header(ctx).to_owned();
+        let close = !matches!(why, Refusal::NoRoute | Refusal::Overloaded);
+        respond(
+            session,
+            why.status(),
+            why.reason(),
+            route.as_deref(),
+            &ctx.request_id,
+            &header,
+            close,
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Finds the route and takes the in-flight slots; `Some(refusal)` when the request must be
+    /// answered by the proxy.
+    fn admit(&self, session: &Session, ctx: &mut Ctx) -> Option<Refusal> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Some(Refusal::ShuttingDown);
+        }
+        let rt = ctx.rt.clone();
+        let req = session.req_header();
+        if let Some(r) = limits::check_head(&rt.config.limits, req) {
+            return Some(r);
+        }
+        ctx.slots.0 = Slot::global(&rt);
+        if ctx.slots.0.is_none() {
+            return Some(Refusal::Overloaded);
+        }
+        let host = req
+            .uri
+            .host()
+            .or_else(|| req.headers.get("host").and_then(|v| v.to_str().ok()));
+        let headers = limits::HeaderView(&req.headers);
+        let view = Request {
+            method: req.method.as_str(),
+            host,
+            path: req.uri.path(),
+            query: req.uri.query(),
+            headers: &headers,
+        };
+        let Some(found) = rt.matchers.get(self.listener).and_then(|m| m.find(&view)) else {
+            return Some(Refusal::NoRoute);
+        };
+        ctx.route = Some(found.index);
+        let (route, rr) = rt.route(found.index);
+        if limits::is_upgrade(req) && !route.websocket {
+            return Some(Refusal::UpgradeNotAllowed);
+        }
+        if limits::declared_body_len(req).is_some_and(|n| n > rr.max_body_bytes) {
+            return Some(Refusal::BodyTooLarge);
+        }
+        ctx.slots.1 = Slot::route(&rt, found.index);
+        if ctx.slots.1.is_none() {
+            return Some(Refusal::Overloaded);
+        }
+        rr.retry_budget.record_request();
+        None
+    }
+
+    fn hash_key(&self, session: &Session, ctx: &Ctx, key: &HashKey) -> Option<Vec<u8>> {
+        let headers = &session.req_header().headers;
+        match key {
+            HashKey::ClientIp => ctx
+                .forwarding
+                .as_ref()?
+                .client_ip
+                .map(|ip| ip.to_string().into_bytes()),
+            HashKey::Header(name) => headers.get(name.as_str()).map(|v| v.as_bytes().to_vec()),
+            HashKey::Cookie(name) => limits::cookie(headers, name).map(|v| v.as_bytes().to_vec()),
+            _ => None,
+        }
+    }
+
+    fn finish_attempt(&self, ctx: &mut Ctx, failed: bool) {
+        if let (Some(route), Some(t)) = (ctx.route, ctx.attempt.target.take()) {
+            let pool = &ctx.rt.pools[ctx.rt.routes[route].pool];
+            pool.end(t, failed);
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Zentinel {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            rt: self.shared.load(),
+            request_id: new_request_id(),
+            route: None,
+            forwarding: None,
+            attempt: Attempt::default(),
+            slots: (None, None),
+            body_bytes: 0,
+            started: Instant::now(),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        ctx.forwarding = Some(Forwarding::new(
+            &ctx.rt.config.server,
+            peer,
+            &session.req_header().headers,
+        ));
+        let listener = &ctx.rt.config.listeners[self.listener];
+        session.set_keepalive(Some(listener.idle_timeout.as_secs().max(1)));
+        match self.admit(session, ctx) {
+            Some(why) => self.refuse(session, ctx, why).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let route = ctx.route.ok_or_else(|| Refusal::NoRoute.error())?;
+        let rt = ctx.rt.clone();
+        let pool_index = rt.routes[route].pool;
+        let pool = &rt.pools[pool_index];
+        let key = pool.hash_on().and_then(|k| self.hash_key(session, ctx, k));
+        let input = SelectInput {
+            hash_key: key.as_deref(),
+            tried: ctx.attempt.tried,
+        };
+        let Some(t) = pool.select(input) else {
+            return Err(Refusal::NoHealthyTarget.error());
+        };
+        pool.begin(t);
+        ctx.attempt.target = Some(t);
+        ctx.attempt.tried.insert(t);
+        ctx.attempt.count += 1;
+        ctx.attempt.failed = false;
+        let upstream = &rt.config.upstreams[pool_index];
+        let mut peer = HttpPeer::new(pool.targets[t].addr, false, String::new());
+        peer.options.connection_timeout = Some(upstream.timeouts.connect);
+        peer.options.read_timeout = Some(upstream.timeouts.read);
+        peer.options.write_timeout = Some(upstream.timeouts.write);
+        peer.options.idle_timeout = Some(if upstream.connection_pool.max_idle == 0 {
+            Duration::ZERO
+        } else {
+            upstream.connection_pool.idle_timeout
+        });
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        self.finish_attempt(ctx, true);
+        let Some(route) = ctx.route else { return e };
+        let (r, rr) = ctx.rt.route(route);
+        let retry = ctx.attempt.count < r.retry.max_attempts
+            && r.retry.retry_on.contains(&RetryOn::ConnectError)
+            && rr.retry_budget.try_retry();
+        e.set_retry(retry);
+        e
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let (Some(b), Some(route)) = (body.as_ref(), ctx.route) {
+            ctx.body_bytes += b.len() as u64;
+            if ctx.body_bytes > ctx.rt.routes[route].max_body_bytes {
+                return Err(Refusal::BodyTooLarge.error());
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let proto = match ctx.rt.config.listeners[self.listener].protocol {
+            zentinel_config::model::ListenerProtocol::Https => "https",
+            _ => "http",
+        };
+        let host = session
+            .req_header()
+            .headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(f) = &ctx.forwarding {
+            f.apply(req, proto, host.as_deref());
+        }
+        let header = self.request_id_header(ctx).to_owned();
+        req.insert_header(header, ctx.request_id.as_str())?;
+        if let Some(route) = ctx.route {
+            apply_policy(&ctx.rt.config.routes[route].request_headers, req);
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(route) = ctx.route {
+            apply_policy(&ctx.rt.config.routes[route].response_headers, resp);
+            if matches!(resp.status.as_u16(), 502..=504) {
+                ctx.attempt.failed = true;
+            }
+        }
+        let header = self.request_id_header(ctx).to_owned();
+        resp.insert_header(header, ctx.request_id.as_str())?;
+        resp.remove_header("server");
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let status = status_of(e);
+        ctx.attempt.failed = true;
+        if status > 0 && session.response_written().is_none() {
+            let route = ctx.route.map(|i| ctx.rt.config.routes[i].id.to_string());
+            let explained = e.context.as_ref().map(ToString::to_string);
+            let detail = match (e.etype(), status) {
+                (HTTPStatus(_), _) => explained.as_deref().unwrap_or("refused"),
+                (_, 502) => "the upstream could not be reached or answered badly",
+                (_, 504) => "the upstream did not answer in time",
+                _ => "the request could not be processed",
+            };
+            let header = self.request_id_header(ctx).to_owned();
+            let detail = detail.to_owned();
+            if let Err(err) = respond(
+                session,
+                status,
+                &detail,
+                route.as_deref(),
+                &ctx.request_id,
+                &header,
+                true,
+            )
+            .await
+            {
+                tracing::debug!(error = %err, "could not write the error response");
+            }
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let failed = ctx.attempt.failed || e.is_some();
+        self.finish_attempt(ctx, failed);
+        self.access_log.write(session, e, ctx, self.listener);
+    }
+}

@@ -1,0 +1,174 @@
+//! The runtime snapshot: everything built from one validated configuration — per-listener
+//! route matchers, per-route policies, upstream pools, retry budgets. Immutable once built,
+//! shared behind an `ArcSwap`, loaded once per request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arc_swap::ArcSwap;
+use zentinel_config::RouteMatcher;
+use zentinel_config::model::{Config, Route};
+
+use crate::BuildError;
+use crate::pool::Pool;
+use crate::retry::RetryBudget;
+
+/// What one route needs at request time.
+#[derive(Debug)]
+pub struct RouteRuntime {
+    /// Index of the route's pool in [`Runtime::pools`].
+    pub pool: usize,
+    /// Request body limit in bytes.
+    pub max_body_bytes: u64,
+    /// Requests on this route at once, if capped.
+    pub max_in_flight: Option<usize>,
+    /// Requests on this route now.
+    pub in_flight: AtomicUsize,
+    /// Retry budget.
+    pub retry_budget: RetryBudget,
+}
+
+/// One configuration, ready to serve.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// One matcher per listener, in listener order.
+    pub matchers: Vec<RouteMatcher>,
+    /// One entry per route, in `config.routes` order.
+    pub routes: Vec<RouteRuntime>,
+    /// One pool per upstream, in `config.upstreams` order.
+    pub pools: Vec<Pool>,
+    /// Requests being processed now, across listeners.
+    pub in_flight: AtomicUsize,
+}
+
+impl Runtime {
+    /// Builds the runtime for `config` (resolving target host names once).
+    pub fn build(config: Arc<Config>) -> Result<Self, BuildError> {
+        let pools = config
+            .upstreams
+            .iter()
+            .map(Pool::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| route_runtime(&config, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let matchers = config
+            .listeners
+            .iter()
+            .map(|l| RouteMatcher::for_listener(&config, l))
+            .collect();
+        Ok(Self {
+            config,
+            matchers,
+            routes,
+            pools,
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    /// The route at `index` of `config.routes`.
+    pub fn route(&self, index: usize) -> (&Route, &RouteRuntime) {
+        (&self.config.routes[index], &self.routes[index])
+    }
+}
+
+fn route_runtime(config: &Config, r: &Route) -> Result<RouteRuntime, BuildError> {
+    let pool = config
+        .upstreams
+        .iter()
+        .position(|u| u.id == r.upstream)
+        .ok_or_else(|| BuildError::Internal(format!("route {} names a missing upstream", r.id)))?;
+    Ok(RouteRuntime {
+        pool,
+        max_body_bytes: r
+            .limits
+            .max_body_bytes
+            .unwrap_or(config.limits.max_body_bytes),
+        max_in_flight: r.limits.max_in_flight_requests.map(|n| n as usize),
+        in_flight: AtomicUsize::new(0),
+        retry_budget: RetryBudget::new(r.retry.budget_percent, r.retry.min_retries_per_second),
+    })
+}
+
+/// The current runtime, swapped atomically on reload.
+#[derive(Debug)]
+pub struct Shared {
+    current: ArcSwap<Runtime>,
+}
+
+impl Shared {
+    /// Shares `runtime`.
+    pub fn new(runtime: Runtime) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(runtime),
+        }
+    }
+
+    /// The runtime a new request uses until it ends.
+    pub fn load(&self) -> Arc<Runtime> {
+        self.current.load_full()
+    }
+}
+
+/// A slot taken in an in-flight counter, given back on drop.
+#[derive(Debug)]
+pub struct Slot {
+    runtime: Arc<Runtime>,
+    counter: Counter,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Counter {
+    Global,
+    Route(usize),
+    Uncapped,
+}
+
+impl Slot {
+    /// Takes a global slot; `None` when `max-in-flight-requests` is reached.
+    pub fn global(runtime: &Arc<Runtime>) -> Option<Self> {
+        let max = runtime.config.limits.max_in_flight_requests as usize;
+        take(&runtime.in_flight, max).then(|| Self {
+            runtime: runtime.clone(),
+            counter: Counter::Global,
+        })
+    }
+
+    /// Takes a slot on route `index`; `None` when its cap is reached.
+    pub fn route(runtime: &Arc<Runtime>, index: usize) -> Option<Self> {
+        let r = &runtime.routes[index];
+        let counter = match r.max_in_flight {
+            None => Counter::Uncapped,
+            Some(max) if take(&r.in_flight, max) => Counter::Route(index),
+            Some(_) => return None,
+        };
+        Some(Self {
+            runtime: runtime.clone(),
+            counter,
+        })
+    }
+}
+
+fn take(counter: &AtomicUsize, max: usize) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        match self.counter {
+            Counter::Global => self.runtime.in_flight.fetch_sub(1, Ordering::AcqRel),
+            Counter::Route(i) => self.runtime.routes[i]
+                .in_flight
+                .fetch_sub(1, Ordering::AcqRel),
+            Counter::Uncapped => 0,
+        };
+    }
+}

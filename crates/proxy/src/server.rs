@@ -1,0 +1,190 @@
+//! Assembling and running the Pingora server: one proxy service per listener, the demo
+//! upstream when asked for, and signal handling that drains before exiting.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::apps::HttpServerOptions;
+use pingora::apps::http_app::HttpServer;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
+use tokio::signal::unix::{SignalKind, signal};
+use zentinel_config::model::{Config, ListenerProtocol};
+
+use crate::access_log::AccessLog;
+use crate::demo::DemoUpstream;
+use crate::proxy::Zentinel;
+use crate::runtime::{Runtime, Shared};
+use crate::{ServeError, unsupported};
+
+/// How to run beyond what the configuration says.
+#[derive(Debug, Default, Clone)]
+pub struct ServeOptions {
+    /// Also serve the built-in demo upstream on this address.
+    pub demo_upstream: Option<SocketAddr>,
+}
+
+/// Runs the proxy until a shutdown signal, then drains and returns.
+pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
+    let gaps = unsupported::unsupported(&config);
+    if !gaps.is_empty() {
+        return Err(ServeError::Unsupported(gaps));
+    }
+    check_binds(&config, opts.demo_upstream)?;
+    let config = Arc::new(config);
+    let shared = Arc::new(Shared::new(Runtime::build(config.clone())?));
+    let draining = Arc::new(AtomicBool::new(false));
+    let access_log = Arc::new(AccessLog::new(&config.observability.access_log));
+
+    let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
+    server.bootstrap();
+    for (i, l) in config.listeners.iter().enumerate() {
+        let logic = Zentinel {
+            listener: i,
+            shared: shared.clone(),
+            draining: draining.clone(),
+            access_log: access_log.clone(),
+        };
+        let mut svc = pingora::proxy::http_proxy_service_with_name(
+            &server.configuration,
+            logic,
+            &format!("listener {}", l.id),
+        );
+        svc.add_tcp(&l.address.to_string());
+        if l.protocol == ListenerProtocol::H2c
+            && let Some(app) = svc.app_logic_mut()
+        {
+            let mut o = HttpServerOptions::default();
+            o.h2c = true;
+            app.server_options = Some(o);
+        }
+        server.add_service(svc);
+        tracing::info!(listener = %l.id, address = %l.address, protocol = %l.protocol, "listening");
+    }
+    if let Some(addr) = opts.demo_upstream {
+        let mut svc = Service::new(
+            "demo upstream".to_owned(),
+            HttpServer::new_app(DemoUpstream),
+        );
+        svc.add_tcp(&addr.to_string());
+        server.add_service(svc);
+    }
+    let watch = Signals {
+        draining,
+        shared,
+        timeout: config.server.graceful_shutdown_timeout,
+    };
+    server.run(RunArgs {
+        shutdown_signal: Box::new(watch),
+    });
+    Ok(())
+}
+
+fn server_conf(config: &Config) -> ServerConf {
+    let threads = config
+        .server
+        .worker_threads
+        .map(usize::from)
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1);
+    // Pingora's pool is one LRU for all targets: size it for every target's idle allowance.
+    let pool: usize = config
+        .upstreams
+        .iter()
+        .map(|u| u.connection_pool.max_idle as usize * u.targets.len())
+        .sum();
+    // The drain happens before Pingora's own shutdown starts (see `Signals`), so its fixed
+    // grace period is zero and its runtime timeout short.
+    ServerConf {
+        threads,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upstream_keepalive_pool_size: pool.max(1),
+        ..ServerConf::default()
+    }
+}
+
+/// Fails early, with the listener's name, when an address cannot be bound.
+fn check_binds(config: &Config, demo: Option<SocketAddr>) -> Result<(), ServeError> {
+    let addrs = config
+        .listeners
+        .iter()
+        .map(|l| (l.id.to_string(), l.address))
+        .chain(demo.map(|a| ("demo upstream".to_owned(), a)));
+    for (name, addr) in addrs {
+        std::net::TcpListener::bind(addr).map_err(|e| ServeError::Bind {
+            listener: name,
+            address: addr,
+            source: e,
+        })?;
+    }
+    Ok(())
+}
+
+/// SIGTERM, SIGINT and SIGQUIT drain then stop; SIGHUP is acknowledged and ignored (it must
+/// never kill the process).
+struct Signals {
+    draining: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    timeout: Duration,
+}
+
+impl Signals {
+    /// Refuses new requests and waits for the ones in flight, up to the graceful timeout.
+    async fn drain(&self, signal_name: &str) {
+        self.draining.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + self.timeout;
+        tracing::info!(
+            signal = signal_name,
+            timeout_secs = self.timeout.as_secs(),
+            "draining in-flight requests"
+        );
+        loop {
+            let left = self.shared.load().in_flight.load(Ordering::SeqCst);
+            if left == 0 {
+                tracing::info!("drained; shutting down");
+                return;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    in_flight = left,
+                    "graceful shutdown timeout reached; shutting down"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        let (Ok(mut term), Ok(mut int), Ok(mut quit), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
+            signal(SignalKind::hangup()),
+        ) else {
+            tracing::error!("cannot install signal handlers; stopping");
+            return ShutdownSignal::FastShutdown;
+        };
+        loop {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+                _ = quit.recv() => "SIGQUIT",
+                _ = hup.recv() => {
+                    tracing::warn!("SIGHUP received: configuration reload is not available in this build; ignoring");
+                    continue;
+                }
+            };
+            self.drain(name).await;
+            return ShutdownSignal::GracefulTerminate;
+        }
+    }
+}

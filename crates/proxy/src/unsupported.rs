@@ -1,0 +1,85 @@
+//! Settings this build of the data plane does not carry out yet. A configuration that uses
+//! one is refused at start-up with the list, rather than served with the setting ignored.
+
+use zentinel_config::model::{Config, LogDestination, RetryOn};
+
+/// Every setting of `config` this build cannot honour, described for the operator.
+pub fn unsupported(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for l in &config.listeners {
+        if l.tls.is_some() {
+            out.push(format!(
+                "listener \"{}\": TLS termination (`protocol \"https\"`, `tls`)",
+                l.id
+            ));
+        }
+    }
+    for u in &config.upstreams {
+        if u.tls.is_some() {
+            out.push(format!("upstream \"{}\": TLS to targets (`tls`)", u.id));
+        }
+        if u.health_check.is_some() {
+            out.push(format!(
+                "upstream \"{}\": active health checks (`health-check`)",
+                u.id
+            ));
+        }
+    }
+    for r in &config.routes {
+        if !r.filters.is_empty() {
+            out.push(format!(
+                "route \"{}\": agents and built-in filters (`filters`)",
+                r.id
+            ));
+        }
+        if r.retry.retry_on.iter().any(|o| *o != RetryOn::ConnectError) {
+            out.push(format!(
+                "route \"{}\": retries on upstream statuses (`retry-on \"502\"/\"503\"/\"504\"`)",
+                r.id
+            ));
+        }
+        if r.retry.per_try_timeout.is_some() {
+            out.push(format!("route \"{}\": `per-try-timeout-ms`", r.id));
+        }
+    }
+    if !config.agents.is_empty() {
+        out.push("`agents`".to_owned());
+    }
+    if !config.filters.is_empty() {
+        out.push("`filters`".to_owned());
+    }
+    if config.admin.is_some() {
+        out.push("the admin listener (`admin`)".to_owned());
+    }
+    let o = &config.observability;
+    for (name, sink) in [
+        ("access-log", &o.access_log),
+        ("audit-log", &o.audit_log),
+        ("error-log", &o.error_log),
+    ] {
+        if matches!(sink.destination, LogDestination::File(_)) {
+            out.push(format!("`{name}` to a file"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_is_fully_supported_and_production_lists_its_gaps() {
+        let demo = zentinel_config::load_str("d", include_str!("../../../examples/demo.kdl"))
+            .unwrap_or_else(|d| panic!("{d}"));
+        assert!(unsupported(&demo).is_empty());
+        let prod = zentinel_config::load_str("p", include_str!("../../../examples/production.kdl"))
+            .unwrap_or_else(|d| panic!("{d}"));
+        let gaps = unsupported(&prod);
+        assert!(
+            gaps.iter().any(|g| g.contains("TLS termination")),
+            "{gaps:?}"
+        );
+        assert!(gaps.iter().any(|g| g.contains("`agents`")), "{gaps:?}");
+    }
+}
