@@ -15,6 +15,7 @@ mod proxy;
 mod retry;
 pub mod runtime;
 mod server;
+mod tls;
 pub mod unsupported;
 
 use std::net::SocketAddr;
@@ -32,6 +33,16 @@ pub enum BuildError {
         upstream: String,
         /// The target as configured.
         target: String,
+    },
+    /// A certificate, key or CA file of a TLS listener is unusable.
+    #[error("listener \"{listener}\": {file}: {reason}")]
+    Tls {
+        /// The listener.
+        listener: String,
+        /// The file at fault.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// An inconsistency that validation should have prevented.
     #[error("internal error: {0}")]

@@ -19,7 +19,7 @@ use crate::access_log::AccessLog;
 use crate::demo::DemoUpstream;
 use crate::proxy::Zentinel;
 use crate::runtime::{Runtime, Shared};
-use crate::{ServeError, unsupported};
+use crate::{ServeError, tls, unsupported};
 
 /// How to run beyond what the configuration says.
 #[derive(Debug, Default, Clone)]
@@ -40,6 +40,13 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
     let draining = Arc::new(AtomicBool::new(false));
     let access_log = Arc::new(AccessLog::new(&config.observability.access_log));
 
+    // Certificates are loaded before anything starts, so a bad file is a clear error.
+    let mut tls = config
+        .listeners
+        .iter()
+        .map(|l| l.tls.as_ref().map(|t| tls::settings(l, t)).transpose())
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter();
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
     for (i, l) in config.listeners.iter().enumerate() {
@@ -54,7 +61,10 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
             logic,
             &format!("listener {}", l.id),
         );
-        svc.add_tcp(&l.address.to_string());
+        match tls.next().flatten() {
+            Some(settings) => svc.add_tls_with_settings(&l.address.to_string(), None, settings),
+            None => svc.add_tcp(&l.address.to_string()),
+        }
         if l.protocol == ListenerProtocol::H2c
             && let Some(app) = svc.app_logic_mut()
         {

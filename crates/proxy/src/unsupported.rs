@@ -6,14 +6,6 @@ use zentinel_config::model::{Config, LogDestination, RetryOn};
 /// Every setting of `config` this build cannot honour, described for the operator.
 pub fn unsupported(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    for l in &config.listeners {
-        if l.tls.is_some() {
-            out.push(format!(
-                "listener \"{}\": TLS termination (`protocol \"https\"`, `tls`)",
-                l.id
-            ));
-        }
-    }
     for u in &config.upstreams {
         if u.tls.is_some() {
             out.push(format!("upstream \"{}\": TLS to targets (`tls`)", u.id));
@@ -76,10 +68,6 @@ mod tests {
         let prod = zentinel_config::load_str("p", include_str!("../../../examples/production.kdl"))
             .unwrap_or_else(|d| panic!("{d}"));
         let gaps = unsupported(&prod);
-        assert!(
-            gaps.iter().any(|g| g.contains("TLS termination")),
-            "{gaps:?}"
-        );
         assert!(gaps.iter().any(|g| g.contains("`agents`")), "{gaps:?}");
     }
 }
