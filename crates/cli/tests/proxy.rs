@@ -456,3 +456,101 @@ fn the_built_in_demo_answers_with_what_went_through() {
         r.text()
     );
 }
+
+#[test]
+fn h2c_listener_speaks_http2_with_prior_knowledge_and_http1() {
+    let up = MockUpstream::start("u");
+    let addr = free_addr();
+    let config = format!(
+        r#"listeners {{ listener "h2c" {{ address "{addr}"; protocol "h2c"; }} }}
+observability {{ access-log {{ destination "off"; }} }}
+upstreams {{ upstream "u" {{ target "{}"; }} }}
+routes {{ route "r" {{ upstream "u"; }} }}"#,
+        up.addr()
+    );
+    let _p = Proxy::start(&config, &[addr]);
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "--http2-prior-knowledge",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{http_version}",
+        ])
+        .arg(format!("http://{addr}/x"))
+        .output()
+        .expect("curl");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200 2",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        get(addr, "h", "/y").status,
+        200,
+        "HTTP/1.1 on the same listener"
+    );
+}
+
+/// A one-connection WebSocket "server": answers the upgrade with 101, then echoes bytes.
+fn websocket_echo() -> SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        // RFC 6455's sample key and its accept value.
+        let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+        let mut buf = [0u8; 64];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 || s.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn websocket_upgrades_pass_through_on_routes_that_allow_them() {
+    use std::io::{Read, Write};
+    let ws = websocket_echo();
+    let (_p, addr) = start(&format!(
+        r#"upstreams {{ upstream "ws" {{ target "{ws}"; }} }}
+routes {{ route "ws" {{ upstream "ws"; websocket #true; }} }}"#
+    ));
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            c.read(&mut byte).unwrap(),
+            1,
+            "connection closed during the handshake"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    c.write_all(b"ping-frame").unwrap();
+    let mut echo = [0u8; 10];
+    c.read_exact(&mut echo).unwrap();
+    assert_eq!(
+        &echo, b"ping-frame",
+        "bytes flow both ways after the upgrade"
+    );
+}
