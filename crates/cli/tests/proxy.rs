@@ -554,3 +554,21 @@ routes {{ route "ws" {{ upstream "ws"; websocket #true; }} }}"#
         "bytes flow both ways after the upgrade"
     );
 }
+
+#[test]
+fn the_route_deadline_bounds_the_whole_request() {
+    let slow = MockUpstream::start("slow");
+    slow.set_behaviour(Behaviour::Delay(Duration::from_secs(3)));
+    let (_p, addr) = start(&format!(
+        r#"upstreams {{ upstream "u" {{ target "{}"; timeouts {{ read-ms 30000; }} }} }}
+routes {{ route "r" {{ upstream "u"; timeouts {{ total-ms 400; }} }} }}"#,
+        slow.addr()
+    ));
+    let t = Instant::now();
+    assert_eq!(get(addr, "h", "/").status, 504);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_millis(1500),
+        "took {took:?}"
+    );
+}

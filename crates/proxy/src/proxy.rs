@@ -202,6 +202,12 @@ impl ProxyHttp for Zentinel {
             hash_key: key.as_deref(),
             tried: ctx.attempt.tried,
         };
+        if ctx.started.elapsed() >= rt.config.routes[route].total_timeout {
+            return Err(Error::explain(
+                HTTPStatus(504),
+                "the route's deadline passed before an upstream answered",
+            ));
+        }
         let Some(t) = pool.select(input) else {
             return Err(Refusal::NoHealthyTarget.error());
         };
@@ -211,10 +217,14 @@ impl ProxyHttp for Zentinel {
         ctx.attempt.count += 1;
         ctx.attempt.failed = false;
         let upstream = &rt.config.upstreams[pool_index];
+        // No wait may outlive the route's deadline for the whole request.
+        let left = rt.config.routes[route]
+            .total_timeout
+            .saturating_sub(ctx.started.elapsed());
         let mut peer = HttpPeer::new(pool.targets[t].addr, false, String::new());
-        peer.options.connection_timeout = Some(upstream.timeouts.connect);
-        peer.options.read_timeout = Some(upstream.timeouts.read);
-        peer.options.write_timeout = Some(upstream.timeouts.write);
+        peer.options.connection_timeout = Some(upstream.timeouts.connect.min(left));
+        peer.options.read_timeout = Some(upstream.timeouts.read.min(left));
+        peer.options.write_timeout = Some(upstream.timeouts.write.min(left));
         peer.options.idle_timeout = Some(if upstream.connection_pool.max_idle == 0 {
             Duration::ZERO
         } else {
@@ -299,6 +309,25 @@ impl ProxyHttp for Zentinel {
         resp.insert_header(header, ctx.request_id.as_str())?;
         resp.remove_header("server");
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        // The response headers are gone already: past the deadline the stream is cut.
+        if let Some(route) = ctx.route
+            && ctx.started.elapsed() > ctx.rt.config.routes[route].total_timeout
+        {
+            return Err(Error::explain(
+                ReadTimedout,
+                "the route's deadline passed while the response was streaming",
+            ));
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {

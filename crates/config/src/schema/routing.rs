@@ -209,7 +209,7 @@ static ROUTE_TIMEOUTS: BlockSchema = BlockSchema {
             unit: "ms",
         },
         D::Int(60_000),
-        "Deadline for the whole request, agents and retries included; beyond it: 504.",
+        "Deadline for the whole request, agents and retries included: beyond it, 504 if no response has started, else the response is cut.",
         "total-ms 30000",
     )],
 };
