@@ -355,12 +355,12 @@ routes {{ route "r" {{ upstream "u"; }} }}"#,
 fn settings_this_build_cannot_carry_out_are_refused_at_start() {
     let (code, err) = Proxy::fail_to_start(
         r#"listeners { listener "web" { address "127.0.0.1:1"; } }
-upstreams { upstream "u" { target "127.0.0.1:2"; health-check { tcp; interval-ms 2000; } } }
-routes { route "r" { upstream "u"; } }"#,
+upstreams { upstream "u" { target "127.0.0.1:2"; } }
+routes { route "r" { upstream "u"; retry { per-try-timeout-ms 100; } } }"#,
     );
     assert_eq!(code, Some(1));
     assert!(
-        err.contains("cannot carry out yet") && err.contains("active health checks"),
+        err.contains("cannot carry out yet") && err.contains("per-try-timeout-ms"),
         "{err}"
     );
 }

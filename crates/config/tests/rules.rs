@@ -831,3 +831,23 @@ fn a_key_in_the_wrong_block_says_where_it_belongs() {
         "`max-body-bytes` belongs in `routes.route.limits` or `limits`"
     );
 }
+
+#[test]
+fn health_check_path_and_host_are_sendable() {
+    let (c, _, m, _) = one(&base("", r#"health-check { http "/a b"; }"#, "", ""));
+    assert_eq!(c, Code::InvalidValue);
+    assert!(m.contains("no spaces or control characters"), "{m}");
+    let (c, _, _, _) = one(&base(
+        "",
+        r#"health-check { http "/h" { host "bad host"; } }"#,
+        "",
+        "",
+    ));
+    assert_eq!(c, Code::InvalidValue);
+    ok(&base(
+        "",
+        r#"health-check { http "/h?x=1" { host "api.internal:8080"; } }"#,
+        "",
+        "",
+    ));
+}

@@ -9,6 +9,7 @@ mod access_log;
 mod demo;
 pub mod errors;
 mod forwarding;
+mod health;
 mod limits;
 pub mod pool;
 mod proxy;

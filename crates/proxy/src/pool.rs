@@ -3,12 +3,17 @@
 //! A pool is built once per configuration load. Selection never allocates and never blocks
 //! on I/O: target addresses were resolved when the pool was built, and every algorithm works
 //! on the target list with atomics (and one short lock for smooth weighted round robin).
+//!
+//! A target is available when neither health mechanism holds it out: passive health ejects
+//! it for `ejection-time` after consecutive failed requests, and active health checks
+//! (the `health` module) mark it down until enough probes succeed again. The two are
+//! independent; either one alone takes the target out of selection.
 
 mod select;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use zentinel_config::model::{HashKey, LoadBalancing, TargetAddr, Upstream, UpstreamId};
@@ -30,6 +35,8 @@ pub struct Target {
     failures: AtomicU32,
     /// Milliseconds since the pool's epoch until which the target is ejected; 0 = in service.
     ejected_until: AtomicU64,
+    /// Marked down by active health checks (targets start in service).
+    down: AtomicBool,
 }
 
 /// What a request tells the selector.
@@ -99,6 +106,7 @@ impl Pool {
                 in_flight: AtomicUsize::new(0),
                 failures: AtomicU32::new(0),
                 ejected_until: AtomicU64::new(0),
+                down: AtomicBool::new(false),
             });
         }
         let ring = select::Ring::new(&targets);
@@ -127,10 +135,25 @@ impl Pool {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Whether target `i` may receive traffic now.
+    /// Whether target `i` may receive traffic now: not marked down by active health checks
+    /// and not ejected by passive health.
     pub fn available(&self, i: usize) -> bool {
-        let until = self.targets[i].ejected_until.load(Ordering::Relaxed);
+        let t = &self.targets[i];
+        if t.down.load(Ordering::Relaxed) {
+            return false;
+        }
+        let until = t.ejected_until.load(Ordering::Relaxed);
         until == 0 || self.now_ms() >= until
+    }
+
+    /// Whether active health checks hold target `i` out of selection.
+    pub fn is_down(&self, i: usize) -> bool {
+        self.targets[i].down.load(Ordering::Relaxed)
+    }
+
+    /// Takes target `i` out of selection (`down`) or puts it back, for active health checks.
+    pub(crate) fn set_down(&self, i: usize, down: bool) {
+        self.targets[i].down.store(down, Ordering::Relaxed);
     }
 
     /// Picks a target; `None` when no target is available.

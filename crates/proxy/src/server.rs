@@ -49,6 +49,13 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
         .into_iter();
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
+    if crate::health::configured(&config) {
+        let checks = crate::health::HealthChecks::new(shared.clone());
+        server.add_service(pingora::services::background::background_service(
+            "health checks",
+            checks,
+        ));
+    }
     for (i, l) in config.listeners.iter().enumerate() {
         let logic = Zentinel {
             listener: i,

@@ -10,12 +10,6 @@ pub fn unsupported(config: &Config) -> Vec<String> {
         if u.tls.is_some() {
             out.push(format!("upstream \"{}\": TLS to targets (`tls`)", u.id));
         }
-        if u.health_check.is_some() {
-            out.push(format!(
-                "upstream \"{}\": active health checks (`health-check`)",
-                u.id
-            ));
-        }
     }
     for r in &config.routes {
         if !r.filters.is_empty() {

@@ -205,6 +205,51 @@ fn hash_on(r: &Reader<'_>) -> Option<Option<HashKey>> {
     }
 }
 
+/// An HTTP probe: the path is sent as the request target and the host as `Host`, so both
+/// must be plain visible ASCII (no spaces or control characters).
+fn http_probe(
+    cx: &Cx<'_>,
+    path: Spanned<String>,
+    expect: Option<u16>,
+    host: Option<Spanned<String>>,
+) -> Option<HealthProbe> {
+    let visible = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
+    let mut ok = true;
+    if !path.value.starts_with('/') || !visible(&path.value) {
+        let msg = format!(
+            "the health-check path must start with '/' and hold no spaces or control characters, found \"{}\"",
+            path.value
+        );
+        invalid(
+            cx,
+            path.span,
+            msg,
+            Some("percent-encode spaces, for example \"/health%20check\"".to_owned()),
+        );
+        ok = false;
+    }
+    if let Some(h) = &host
+        && !visible(&h.value)
+    {
+        invalid(
+            cx,
+            h.span,
+            format!(
+                "the health-check `host` \"{}\" is not a valid Host value",
+                h.value
+            ),
+            None,
+        );
+        ok = false;
+    }
+    let expect_status = expect?;
+    ok.then(|| HealthProbe::Http {
+        path: path.value,
+        expect_status,
+        host: host.map(|h| h.value),
+    })
+}
+
 fn health_check(r: &Reader<'_>) -> Option<HealthCheck> {
     let cx = r.cx();
     let http = r.named("http");
@@ -231,26 +276,7 @@ fn health_check(r: &Reader<'_>) -> Option<HealthCheck> {
             );
             None
         }
-        (Some((path, expect, host)), false) => {
-            if !path.value.starts_with('/') {
-                invalid(
-                    cx,
-                    path.span,
-                    format!(
-                        "the health-check path must start with '/', found \"{}\"",
-                        path.value
-                    ),
-                    None,
-                );
-                None
-            } else {
-                expect.map(|expect_status| HealthProbe::Http {
-                    path: path.value,
-                    expect_status,
-                    host: host.map(|h| h.value),
-                })
-            }
-        }
+        (Some((path, expect, host)), false) => http_probe(cx, path, expect, host),
         (None, true) => Some(HealthProbe::Tcp),
         (None, false) => {
             cx.report(

@@ -1,0 +1,954 @@
+//! Active health checks: probes that take failing targets out of selection and bring them back.
+//!
+//! Semantics (the `health-check` block of the configuration reference promises these):
+//!
+//! - **One probe loop per target** of every upstream that has a `health-check` block. The loops
+//!   run in one Pingora background service ([`HealthChecks`]), on tokio, never on a request
+//!   worker; they only use `tokio::net`, and every wait is bounded.
+//! - **Schedule.** The first probe of a target starts when the service starts, then one starts
+//!   every `interval-ms`, measured from the start of the previous one. A probe has a deadline
+//!   of `timeout-ms` (validated to be shorter than the interval), so probes of one target never
+//!   overlap. If the process stalls, missed probes are not made up in a burst: the schedule
+//!   shifts instead.
+//! - **HTTP probe** (`http "<path>"`): connect to the target's address, send
+//!   `GET <path> HTTP/1.1` with `Host: <host>` (the `host` setting, or the target address as
+//!   configured, e.g. `10.0.0.1:8080` or `backend.internal:8080`), `Connection: close` and
+//!   `User-Agent: zentinel-health-check`, and read the response head. Healthy if and only if a
+//!   status line arrives within the deadline and its status equals `expect-status`. Interim
+//!   `1xx` responses (other than `101`) are skipped unless `expect-status` is that status. At
+//!   most 8 KiB of the response is read; the body is never read. A connect error, a timeout, a
+//!   connection closed before the status line, a malformed status line or more than 8 KiB
+//!   before the final status line are failures. Bytes of the path outside visible ASCII are
+//!   percent-encoded; a `host` holding control characters or spaces cannot be sent, and every
+//!   probe of that check fails (logged at error level when the loop starts).
+//! - **TCP probe** (`tcp`): healthy if and only if the TCP connect completes within the
+//!   deadline. The connection is closed at once.
+//! - **Thresholds.** Targets start in service (healthy). `unhealthy-threshold` consecutive
+//!   failed probes take a healthy target out of selection; `healthy-threshold` consecutive
+//!   successful probes bring a down target back. A success resets the failure count and a
+//!   failure resets the success count. Transitions are logged: `warn` when a target goes down
+//!   (with the last failure), `info` when it comes back, both naming upstream and target;
+//!   single failed probes are logged at `debug`.
+//! - **Selection.** A target marked down is skipped by every load-balancing algorithm
+//!   ([`crate::pool::Pool::available`]), in addition to (and independently of) passive
+//!   ejection: a target receives traffic only when neither holds it out. When every target
+//!   of a pool is out, requests get `503 no healthy upstream target`.
+//! - **Shutdown.** The loops stop as soon as Pingora signals shutdown, abandoning a probe in
+//!   progress.
+//!
+//! The loops probe the runtime that was current when the service started (configuration
+//! reload does not exist yet; when it does, it must restart the loops for the new pools).
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+use zentinel_config::model::{Config, HealthCheck, HealthProbe};
+
+use crate::pool::Pool;
+use crate::runtime::{Runtime, Shared};
+
+/// Most bytes of a probe's response that are read before giving up on finding the status.
+const MAX_RESPONSE_BYTES: usize = 8 * 1024;
+/// The `User-Agent` of HTTP probes.
+const USER_AGENT: &str = "zentinel-health-check";
+
+/// Whether any upstream of `config` has an active health check (and so the service is needed).
+pub(crate) fn configured(config: &Config) -> bool {
+    config.upstreams.iter().any(|u| u.health_check.is_some())
+}
+
+/// A change of a target's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transition {
+    /// Out of selection.
+    Down,
+    /// Back in service.
+    Up,
+}
+
+/// The threshold state machine of one target, apart from any networking.
+#[derive(Debug, Clone)]
+pub(crate) struct Thresholds {
+    healthy: bool,
+    /// Consecutive results against the current state (failures while healthy, successes
+    /// while down).
+    streak: u32,
+    healthy_threshold: u32,
+    unhealthy_threshold: u32,
+}
+
+impl Thresholds {
+    /// A target in service, with these thresholds (a threshold of 0 acts as 1).
+    pub(crate) fn new(healthy_threshold: u32, unhealthy_threshold: u32) -> Self {
+        Self {
+            healthy: true,
+            streak: 0,
+            healthy_threshold: healthy_threshold.max(1),
+            unhealthy_threshold: unhealthy_threshold.max(1),
+        }
+    }
+
+    /// Whether the target is in service.
+    #[cfg(test)]
+    pub(crate) fn healthy(&self) -> bool {
+        self.healthy
+    }
+
+    /// Counts one probe result; returns the transition it causes, if any.
+    pub(crate) fn record(&mut self, success: bool) -> Option<Transition> {
+        if success == self.healthy {
+            self.streak = 0;
+            return None;
+        }
+        self.streak += 1;
+        let needed = if self.healthy {
+            self.unhealthy_threshold
+        } else {
+            self.healthy_threshold
+        };
+        if self.streak < needed {
+            return None;
+        }
+        self.streak = 0;
+        self.healthy = success;
+        Some(if success {
+            Transition::Up
+        } else {
+            Transition::Down
+        })
+    }
+}
+
+/// Why a probe failed.
+#[derive(Debug)]
+pub(crate) enum ProbeFailure {
+    /// The deadline passed.
+    Timeout(Duration),
+    /// The TCP connect failed.
+    Connect(io::Error),
+    /// Writing the request or reading the response failed.
+    Io(io::Error),
+    /// The target closed the connection before a status line.
+    Closed,
+    /// What came back does not start with an HTTP/1 status line.
+    Malformed,
+    /// No final status line within [`MAX_RESPONSE_BYTES`].
+    TooLarge,
+    /// A status other than the expected one.
+    Status {
+        /// Received.
+        got: u16,
+        /// Expected.
+        expected: u16,
+    },
+    /// The configured `host` cannot be sent as a header.
+    InvalidHost,
+}
+
+impl fmt::Display for ProbeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout(d) => write!(f, "no answer within {} ms", d.as_millis()),
+            Self::Connect(e) => write!(f, "connect failed: {e}"),
+            Self::Io(e) => write!(f, "i/o error: {e}"),
+            Self::Closed => f.write_str("connection closed before a status line"),
+            Self::Malformed => f.write_str("malformed status line"),
+            Self::TooLarge => write!(f, "no status line in the first {MAX_RESPONSE_BYTES} bytes"),
+            Self::Status { got, expected } => write!(f, "status {got}, expected {expected}"),
+            Self::InvalidHost => f.write_str("the configured host is not a valid Host header"),
+        }
+    }
+}
+
+/// A probe ready to send to one target.
+#[derive(Debug, Clone)]
+pub(crate) enum Probe {
+    /// A TCP connect.
+    Tcp,
+    /// An HTTP request (the exact bytes) and the status that counts as healthy.
+    Http {
+        /// The request head; `None` when the host cannot be sent.
+        request: Option<Arc<[u8]>>,
+        /// Healthy status.
+        expect: u16,
+    },
+}
+
+impl Probe {
+    /// The probe of `probe` for the target configured as `target` (its `Host` by default).
+    pub(crate) fn new(probe: &HealthProbe, target: &str) -> Self {
+        match probe {
+            HealthProbe::Http {
+                path,
+                expect_status,
+                host,
+            } => Self::Http {
+                request: http_request(path, host.as_deref().unwrap_or(target)).map(Arc::from),
+                expect: *expect_status,
+            },
+            HealthProbe::Tcp => Self::Tcp,
+            // `HealthProbe` is non-exhaustive; a kind added later must be handled above.
+            _ => Self::Tcp,
+        }
+    }
+}
+
+/// `GET <path> HTTP/1.1` with the probe's headers; `None` when `host` is not a valid header
+/// value. Path bytes outside visible ASCII are percent-encoded.
+fn http_request(path: &str, host: &str) -> Option<Vec<u8>> {
+    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_graphic()) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(path.len() + host.len() + 96);
+    out.extend_from_slice(b"GET ");
+    for b in path.bytes() {
+        if b.is_ascii_graphic() {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\nConnection: close\r\nUser-Agent: ");
+    out.extend_from_slice(USER_AGENT.as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    Some(out)
+}
+
+/// Runs `probe` with a deadline; a probe that does not finish in time failed.
+pub(crate) async fn within<F>(deadline: Duration, probe: F) -> Result<(), ProbeFailure>
+where
+    F: Future<Output = Result<(), ProbeFailure>>,
+{
+    tokio::time::timeout(deadline, probe)
+        .await
+        .unwrap_or(Err(ProbeFailure::Timeout(deadline)))
+}
+
+/// Probes `addr` once, without a deadline (see [`within`]).
+pub(crate) async fn probe(addr: SocketAddr, probe: &Probe) -> Result<(), ProbeFailure> {
+    let request = match probe {
+        Probe::Tcp => None,
+        Probe::Http { request: None, .. } => return Err(ProbeFailure::InvalidHost),
+        Probe::Http {
+            request: Some(r),
+            expect,
+        } => Some((r, *expect)),
+    };
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(ProbeFailure::Connect)?;
+    let Some((request, expect)) = request else {
+        return Ok(());
+    };
+    stream.write_all(request).await.map_err(ProbeFailure::Io)?;
+    let got = read_status(&mut stream, expect).await?;
+    if got == expect {
+        Ok(())
+    } else {
+        Err(ProbeFailure::Status {
+            got,
+            expected: expect,
+        })
+    }
+}
+
+/// Reads until the final status line (or `expect`, if an interim response has it), reading at
+/// most [`MAX_RESPONSE_BYTES`].
+async fn read_status<R: AsyncRead + Unpin>(r: &mut R, expect: u16) -> Result<u16, ProbeFailure> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let mut total = 0;
+    loop {
+        match parse_head(&buf) {
+            Parsed::Final(status) => return Ok(status),
+            Parsed::Interim { status, .. } if status == expect => return Ok(status),
+            Parsed::Interim { len: Some(n), .. } => {
+                buf.drain(..n);
+                continue;
+            }
+            Parsed::Malformed => return Err(ProbeFailure::Malformed),
+            Parsed::Interim { len: None, .. } | Parsed::Incomplete => {}
+        }
+        let room = MAX_RESPONSE_BYTES - total;
+        if room == 0 {
+            return Err(ProbeFailure::TooLarge);
+        }
+        let n = r
+            .read(&mut chunk[..room.min(1024)])
+            .await
+            .map_err(ProbeFailure::Io)?;
+        if n == 0 {
+            return Err(ProbeFailure::Closed);
+        }
+        total += n;
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// What the start of a response buffer holds.
+#[derive(Debug, PartialEq, Eq)]
+enum Parsed {
+    /// No complete status line yet.
+    Incomplete,
+    /// Not an HTTP/1 status line.
+    Malformed,
+    /// A final status (2xx–5xx, or 101).
+    Final(u16),
+    /// A 1xx interim response; `len` is the length of its head when complete.
+    Interim { status: u16, len: Option<usize> },
+}
+
+fn parse_head(buf: &[u8]) -> Parsed {
+    let Some(eol) = buf.iter().position(|&b| b == b'\n') else {
+        // A status line can be refused before its end: it must start with "HTTP/".
+        let n = buf.len().min(5);
+        return if buf[..n] == b"HTTP/"[..n] {
+            Parsed::Incomplete
+        } else {
+            Parsed::Malformed
+        };
+    };
+    let line = buf[..eol].strip_suffix(b"\r").unwrap_or(&buf[..eol]);
+    let Some(status) = status_of(line) else {
+        return Parsed::Malformed;
+    };
+    if !(100..200).contains(&status) || status == 101 {
+        return Parsed::Final(status);
+    }
+    let len = [&b"\r\n\r\n"[..], &b"\n\n"[..]]
+        .iter()
+        .filter_map(|end| {
+            buf.windows(end.len())
+                .position(|w| w == *end)
+                .map(|p| p + end.len())
+        })
+        .min();
+    Parsed::Interim { status, len }
+}
+
+/// The status of `HTTP/<version> <3 digits>[ <reason>]`.
+fn status_of(line: &[u8]) -> Option<u16> {
+    let rest = line.strip_prefix(b"HTTP/")?;
+    let sp = rest.iter().position(|&b| b == b' ')?;
+    let (version, rest) = (&rest[..sp], &rest[sp + 1..]);
+    if version.is_empty() || !version.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
+        return None;
+    }
+    let (code, after) = rest.split_at_checked(3)?;
+    if !code.iter().all(u8::is_ascii_digit) || !(after.is_empty() || after[0] == b' ') {
+        return None;
+    }
+    code.iter()
+        .try_fold(0u16, |n, d| Some(n * 10 + u16::from(d - b'0')))
+        .filter(|s| (100..=599).contains(s))
+}
+
+/// The probe loop of target `i` of `pool`: one `probe()` every interval, each within the
+/// check's timeout, until `shutdown` changes. Marks the target down and up on transitions.
+pub(crate) async fn watch<F, Fut>(
+    pool: &Pool,
+    i: usize,
+    check: &HealthCheck,
+    mut probe: F,
+    mut shutdown: ShutdownWatch,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), ProbeFailure>>,
+{
+    let mut state = Thresholds::new(check.healthy_threshold, check.unhealthy_threshold);
+    let mut ticks = tokio::time::interval(check.interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    while !*shutdown.borrow() {
+        let outcome = tokio::select! {
+            _ = shutdown.changed() => return,
+            outcome = async {
+                ticks.tick().await;
+                within(check.timeout, probe()).await
+            } => outcome,
+        };
+        let target = &pool.targets[i].name;
+        if let Err(e) = &outcome {
+            tracing::debug!(upstream = %pool.id, target = %target, reason = %e, "health probe failed");
+        }
+        match state.record(outcome.is_ok()) {
+            Some(Transition::Down) => {
+                pool.set_down(i, true);
+                let reason = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+                tracing::warn!(
+                    upstream = %pool.id,
+                    target = %target,
+                    failures = state.unhealthy_threshold,
+                    reason = %reason,
+                    "target marked down by active health check"
+                );
+            }
+            Some(Transition::Up) => {
+                pool.set_down(i, false);
+                tracing::info!(
+                    upstream = %pool.id,
+                    target = %target,
+                    successes = state.healthy_threshold,
+                    "target back in service after active health check"
+                );
+            }
+            None => {}
+        }
+    }
+}
+
+/// The probe loop of target `i` of pool `p` of `rt`, with the configured probe.
+async fn watch_target(rt: Arc<Runtime>, p: usize, i: usize, shutdown: ShutdownWatch) {
+    let (Some(pool), Some(upstream)) = (rt.pools.get(p), rt.config.upstreams.get(p)) else {
+        return;
+    };
+    let (Some(check), Some(target)) = (&upstream.health_check, pool.targets.get(i)) else {
+        return;
+    };
+    let p = Probe::new(&check.probe, &target.name);
+    if let Probe::Http { request: None, .. } = p {
+        tracing::error!(
+            upstream = %pool.id,
+            target = %target.name,
+            "health-check host is not a valid Host header; every probe fails"
+        );
+    }
+    let addr = target.addr;
+    watch(pool, i, check, || probe(addr, &p), shutdown).await;
+}
+
+/// The Pingora background service that runs every probe loop.
+#[derive(Debug)]
+pub(crate) struct HealthChecks {
+    shared: Arc<Shared>,
+}
+
+impl HealthChecks {
+    /// Checks the targets of the runtime `shared` holds when the service starts.
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for HealthChecks {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        let rt = self.shared.load();
+        let mut loops = JoinSet::new();
+        for (p, (u, pool)) in rt.config.upstreams.iter().zip(&rt.pools).enumerate() {
+            if u.health_check.is_none() {
+                continue;
+            }
+            for i in 0..pool.targets.len() {
+                loops.spawn(watch_target(rt.clone(), p, i, shutdown.clone()));
+            }
+        }
+        tracing::info!(targets = loops.len(), "active health checks started");
+        // Every loop returns once `shutdown` changes.
+        while loops.join_next().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio::sync::watch as channel;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::pool::{SelectInput, Tried};
+
+    /// A deadline for probes that are expected to succeed or fail quickly on loopback.
+    const GENEROUS: Duration = Duration::from_secs(5);
+
+    fn config(upstream: &str) -> Config {
+        let text = format!(
+            "listeners {{ listener \"w\" {{ address \"127.0.0.1:1\"; }} }}\nroutes {{ route \"r\" {{ upstream \"u\"; }} }}\nupstreams {{ upstream \"u\" {{ {upstream} }} }}"
+        );
+        zentinel_config::load_str("t.kdl", &text).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    /// The pool and health check of `upstream` (which must have a `health-check`).
+    fn pool_and_check(upstream: &str) -> (Arc<Pool>, HealthCheck) {
+        let c = config(upstream);
+        let u = &c.upstreams[0];
+        let pool = Pool::new(u).expect("pool");
+        (
+            Arc::new(pool),
+            u.health_check.clone().expect("a health check"),
+        )
+    }
+
+    fn pick(p: &Pool) -> Option<usize> {
+        p.select(SelectInput {
+            hash_key: None,
+            tried: Tried::default(),
+        })
+    }
+
+    // --- the state machine ---
+
+    #[test]
+    fn thresholds_count_consecutive_results_only() {
+        let mut t = Thresholds::new(2, 3);
+        assert!(t.healthy(), "targets start in service");
+        assert_eq!(t.record(false), None);
+        assert_eq!(t.record(false), None);
+        assert_eq!(t.record(true), None, "a success resets the failures");
+        assert_eq!(t.record(false), None);
+        assert_eq!(t.record(false), None);
+        assert_eq!(
+            t.record(false),
+            Some(Transition::Down),
+            "third failure in a row"
+        );
+        assert!(!t.healthy());
+        assert_eq!(t.record(false), None, "already down");
+        assert_eq!(t.record(true), None);
+        assert_eq!(t.record(false), None, "a failure resets the successes");
+        assert_eq!(t.record(true), None);
+        assert_eq!(
+            t.record(true),
+            Some(Transition::Up),
+            "second success in a row"
+        );
+        assert!(t.healthy());
+        assert_eq!(t.record(true), None, "already up");
+        assert_eq!(
+            t.record(false),
+            None,
+            "the count starts again after a transition"
+        );
+    }
+
+    #[test]
+    fn thresholds_of_one_flip_on_every_change() {
+        let mut t = Thresholds::new(1, 1);
+        assert_eq!(t.record(true), None);
+        assert_eq!(t.record(false), Some(Transition::Down));
+        assert_eq!(t.record(false), None);
+        assert_eq!(t.record(true), Some(Transition::Up));
+        // 0 would mean "never"; it acts as 1 (the configuration allows 1..=100).
+        let mut z = Thresholds::new(0, 0);
+        assert_eq!(z.record(false), Some(Transition::Down));
+    }
+
+    // --- parsing and the request ---
+
+    #[test]
+    fn status_lines_are_parsed_strictly() {
+        let cases: [(&[u8], Option<u16>); 12] = [
+            (b"HTTP/1.1 200 OK", Some(200)),
+            (b"HTTP/1.0 503", Some(503)),
+            (b"HTTP/1.1 204 No Content Here", Some(204)),
+            (b"HTTP/2 200", Some(200)),
+            (b"HTTP/1.1 20 OK", None),
+            (b"HTTP/1.1 2000", None),
+            (b"HTTP/1.1 20x OK", None),
+            (b"HTTP/1.1 099 Low", None),
+            (b"HTTP/1.1 600 High", None),
+            (b"http/1.1 200 OK", None),
+            (b"HTTP/ 200 OK", None),
+            (b"SSH-2.0-OpenSSH", None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(status_of(line), want, "{}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn response_heads_are_recognised_early() {
+        assert_eq!(parse_head(b""), Parsed::Incomplete);
+        assert_eq!(parse_head(b"HTT"), Parsed::Incomplete);
+        assert_eq!(parse_head(b"HTTP/1.1 200 O"), Parsed::Incomplete);
+        assert_eq!(
+            parse_head(b"SSH-2"),
+            Parsed::Malformed,
+            "refused before a newline"
+        );
+        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\n"), Parsed::Final(200));
+        assert_eq!(parse_head(b"HTTP/1.1 200 OK\n"), Parsed::Final(200));
+        assert_eq!(
+            parse_head(b"HTTP/1.1 101 Switching\r\n"),
+            Parsed::Final(101)
+        );
+        assert_eq!(
+            parse_head(b"HTTP/1.1 100 Continue\r\n"),
+            Parsed::Interim {
+                status: 100,
+                len: None
+            }
+        );
+        let two = b"HTTP/1.1 103 Early\r\nLink: x\r\n\r\nHTTP/1.1 200 OK\r\n";
+        assert_eq!(
+            parse_head(two),
+            Parsed::Interim {
+                status: 103,
+                len: Some(31)
+            }
+        );
+        assert_eq!(parse_head(&two[31..]), Parsed::Final(200));
+    }
+
+    #[test]
+    fn the_probe_request_is_exactly_the_documented_one() {
+        let r = http_request("/healthz", "10.0.0.1:8080").expect("valid");
+        assert_eq!(
+            String::from_utf8(r).expect("ascii"),
+            "GET /healthz HTTP/1.1\r\nHost: 10.0.0.1:8080\r\nConnection: close\r\nUser-Agent: zentinel-health-check\r\n\r\n"
+        );
+        let r = http_request("/a b\r\nX: y", "h").expect("valid");
+        assert!(
+            r.starts_with(b"GET /a%20b%0D%0AX:%20y HTTP/1.1\r\n"),
+            "{}",
+            String::from_utf8_lossy(&r)
+        );
+        assert_eq!(http_request("/", "bad host"), None);
+        assert_eq!(http_request("/", "h\r\nX-Injected: 1"), None);
+        assert_eq!(http_request("/", ""), None);
+    }
+
+    #[test]
+    fn the_host_defaults_to_the_target_address() {
+        let c = config(
+            r#"target "127.0.0.1:3001"; health-check { http "/hc" { expect-status 204; host "svc.internal"; }; }; target "127.0.0.1:3002";"#,
+        );
+        let check = c.upstreams[0].health_check.as_ref().expect("check");
+        let Probe::Http {
+            request: Some(r),
+            expect: 204,
+        } = Probe::new(&check.probe, "127.0.0.1:3001")
+        else {
+            panic!("an http probe expecting 204");
+        };
+        assert!(String::from_utf8_lossy(&r).contains("\r\nHost: svc.internal\r\n"));
+        let c = config(r#"target "127.0.0.1:3001"; health-check { http "/hc"; }"#);
+        let check = c.upstreams[0].health_check.as_ref().expect("check");
+        let Probe::Http {
+            request: Some(r), ..
+        } = Probe::new(&check.probe, "127.0.0.1:3001")
+        else {
+            panic!("an http probe");
+        };
+        assert!(String::from_utf8_lossy(&r).contains("\r\nHost: 127.0.0.1:3001\r\n"));
+    }
+
+    // --- probes against a tiny listener ---
+
+    /// Accepts one connection, reads the request head (bounded), then writes `answer` and
+    /// closes, or with `None` keeps the connection open without answering until the client
+    /// goes away. The task returns the request it read.
+    async fn serve_once(
+        answer: Option<&'static [u8]>,
+    ) -> (SocketAddr, tokio::task::JoinHandle<Vec<u8>>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let Ok((mut s, _)) = l.accept().await else {
+                return Vec::new();
+            };
+            let mut req = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
+                match s.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return req,
+                    Ok(n) => req.extend_from_slice(&chunk[..n]),
+                }
+            }
+            match answer {
+                Some(a) => {
+                    let _ = s.write_all(a).await;
+                }
+                None => while matches!(s.read(&mut chunk).await, Ok(n) if n > 0) {},
+            }
+            req
+        });
+        (addr, task)
+    }
+
+    fn http_probe(expect: u16) -> Probe {
+        Probe::Http {
+            request: http_request("/healthz", "probe.test").map(Arc::from),
+            expect,
+        }
+    }
+
+    #[tokio::test]
+    async fn http_probe_is_healthy_on_the_expected_status_only() {
+        let (addr, server) =
+            serve_once(Some(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")).await;
+        within(GENEROUS, probe(addr, &http_probe(200)))
+            .await
+            .expect("200 is healthy");
+        let req = server.await.expect("server");
+        assert_eq!(
+            req,
+            b"GET /healthz HTTP/1.1\r\nHost: probe.test\r\nConnection: close\r\nUser-Agent: zentinel-health-check\r\n\r\n"
+        );
+
+        let (addr, _server) = serve_once(Some(b"HTTP/1.1 503 Service Unavailable\r\n\r\n")).await;
+        let e = within(GENEROUS, probe(addr, &http_probe(200))).await;
+        assert!(
+            matches!(
+                e,
+                Err(ProbeFailure::Status {
+                    got: 503,
+                    expected: 200
+                })
+            ),
+            "{e:?}"
+        );
+        let (addr, _server) = serve_once(Some(b"HTTP/1.1 503 Service Unavailable\r\n\r\n")).await;
+        within(GENEROUS, probe(addr, &http_probe(503)))
+            .await
+            .expect("503 is healthy when expected");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http_probe_without_an_answer_fails_at_the_deadline() {
+        let (addr, server) = serve_once(None).await;
+        let deadline = Duration::from_millis(500);
+        let start = Instant::now();
+        let e = within(deadline, probe(addr, &http_probe(200))).await;
+        assert!(
+            matches!(e, Err(ProbeFailure::Timeout(d)) if d == deadline),
+            "{e:?}"
+        );
+        assert_eq!(start.elapsed(), deadline, "fails exactly at the deadline");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn odd_answers_are_failures_and_reads_are_bounded() {
+        let (addr, _s) = serve_once(Some(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+        ))
+        .await;
+        within(GENEROUS, probe(addr, &http_probe(200)))
+            .await
+            .expect("interim responses are skipped");
+        let (addr, _s) = serve_once(Some(b"SSH-2.0-OpenSSH_9.6\r\n")).await;
+        let e = within(GENEROUS, probe(addr, &http_probe(200))).await;
+        assert!(matches!(e, Err(ProbeFailure::Malformed)), "{e:?}");
+        let (addr, _s) = serve_once(Some(b"HTTP/1.1 20")).await;
+        let e = within(GENEROUS, probe(addr, &http_probe(200))).await;
+        assert!(matches!(e, Err(ProbeFailure::Closed)), "{e:?}");
+        // An endless interim head: the probe stops reading at 8 KiB.
+        let flood: &'static [u8] = Box::leak(
+            [&b"HTTP/1.1 103 Early Hints\r\n"[..], &[b'x'; 10_000][..]]
+                .concat()
+                .into_boxed_slice(),
+        );
+        let (addr, _s) = serve_once(Some(flood)).await;
+        let e = within(GENEROUS, probe(addr, &http_probe(200))).await;
+        assert!(matches!(e, Err(ProbeFailure::TooLarge)), "{e:?}");
+        let bad_host = Probe::Http {
+            request: None,
+            expect: 200,
+        };
+        let e = within(GENEROUS, probe(addr, &bad_host)).await;
+        assert!(matches!(e, Err(ProbeFailure::InvalidHost)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn tcp_probe_is_healthy_iff_the_connect_completes() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        within(GENEROUS, probe(addr, &Probe::Tcp))
+            .await
+            .expect("listening");
+        drop(l);
+        let e = within(GENEROUS, probe(addr, &Probe::Tcp)).await;
+        assert!(matches!(e, Err(ProbeFailure::Connect(_))), "{e:?}");
+    }
+
+    // --- the loop, with scripted probes and virtual time ---
+
+    const TWO: &str = r#"target "127.0.0.1:3001"; target "127.0.0.1:3002";"#;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_probes_every_interval_and_applies_the_thresholds() {
+        let (pool, check) = pool_and_check(&format!(
+            "{TWO} health-check {{ tcp; interval-ms 100; timeout-ms 50; healthy-threshold 2; unhealthy-threshold 3; }}"
+        ));
+        let ok = Arc::new(AtomicBool::new(true));
+        let probes = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = channel::channel(false);
+        let start = Instant::now();
+        let task = {
+            let (pool, ok, probes) = (pool.clone(), ok.clone(), probes.clone());
+            tokio::spawn(async move {
+                let probe = || {
+                    probes.fetch_add(1, Ordering::SeqCst);
+                    let ok = ok.load(Ordering::SeqCst);
+                    async move {
+                        if ok {
+                            Ok(())
+                        } else {
+                            Err(ProbeFailure::Closed)
+                        }
+                    }
+                };
+                watch(&pool, 0, &check, probe, rx).await;
+            })
+        };
+        let at = |ms: u64| tokio::time::sleep_until(start + Duration::from_millis(ms));
+        // Probes start at 0, 100, 200, ... ms; the checks below sit between them.
+        at(250).await;
+        assert_eq!(
+            probes.load(Ordering::SeqCst),
+            3,
+            "one probe per interval, the first at once"
+        );
+        assert!(pool.available(0));
+        ok.store(false, Ordering::SeqCst);
+        at(450).await; // failures at 300 and 400
+        assert!(pool.available(0), "two failures are below the threshold");
+        at(550).await; // third failure at 500
+        assert!(
+            !pool.available(0) && pool.is_down(0),
+            "three failures take it out"
+        );
+        for _ in 0..10 {
+            assert_eq!(pick(&pool), Some(1), "selection skips the target");
+        }
+        ok.store(true, Ordering::SeqCst);
+        at(650).await; // success at 600
+        assert!(!pool.available(0), "one success is below the threshold");
+        at(750).await; // second success at 700
+        assert!(pool.available(0), "two successes bring it back");
+        tx.send(true).expect("loop listening");
+        task.await.expect("loop ends on shutdown");
+        let n = probes.load(Ordering::SeqCst);
+        at(2000).await;
+        assert_eq!(probes.load(Ordering::SeqCst), n, "no probe after shutdown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_probe_fails_at_the_timeout_and_shutdown_abandons_it() {
+        let (pool, check) = pool_and_check(&format!(
+            "{TWO} health-check {{ tcp; interval-ms 100; timeout-ms 50; unhealthy-threshold 2; }}"
+        ));
+        let (tx, rx) = channel::channel(false);
+        let task = {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let hang = || std::future::pending::<Result<(), ProbeFailure>>();
+                watch(&pool, 1, &check, hang, rx).await;
+            })
+        };
+        let start = Instant::now();
+        tokio::time::sleep_until(start + Duration::from_millis(120)).await;
+        assert!(
+            pool.available(1),
+            "the first probe failed at 50 ms: one failure"
+        );
+        tokio::time::sleep_until(start + Duration::from_millis(160)).await;
+        assert!(!pool.available(1), "the second failed at 150 ms");
+        assert!(pool.available(0), "the other target is not affected");
+        tokio::time::sleep_until(start + Duration::from_millis(220)).await;
+        let before = Instant::now();
+        tx.send(true).expect("loop listening");
+        task.await.expect("loop ends on shutdown");
+        assert_eq!(
+            Instant::now(),
+            before,
+            "the hanging probe is abandoned at once"
+        );
+    }
+
+    #[test]
+    fn selection_skips_targets_marked_down_with_every_algorithm() {
+        for lb in [
+            "round-robin",
+            "weighted",
+            "least-connections",
+            "power-of-two-choices",
+        ] {
+            let (pool, _) = pool_and_check(&format!(
+                "{TWO} load-balancing \"{lb}\"; health-check {{ tcp; }}"
+            ));
+            pool.set_down(0, true);
+            for _ in 0..50 {
+                assert_eq!(pick(&pool), Some(1), "{lb}");
+            }
+            pool.set_down(1, true);
+            assert_eq!(pick(&pool), None, "{lb}: nothing left");
+            pool.set_down(0, false);
+            assert_eq!(pick(&pool), Some(0), "{lb}: back in service");
+        }
+        let (pool, _) = pool_and_check(&format!(
+            "{TWO} load-balancing \"consistent-hash\"; hash-on \"header\" \"x-user\"; health-check {{ tcp; }}"
+        ));
+        for key in ["a", "b", "c", "d", "e", "f"] {
+            let input = SelectInput {
+                hash_key: Some(key.as_bytes()),
+                tried: Tried::default(),
+            };
+            let first = pool.select(input).expect("a target");
+            pool.set_down(first, true);
+            assert_eq!(
+                pool.select(input),
+                Some(1 - first),
+                "{key} moves while down"
+            );
+            pool.set_down(first, false);
+            assert_eq!(pool.select(input), Some(first), "{key} comes back");
+        }
+    }
+
+    // --- the service ---
+
+    #[tokio::test]
+    async fn the_service_checks_every_target_and_stops_on_shutdown() {
+        let up = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let up_addr = up.local_addr().expect("addr");
+        let accept = tokio::spawn(async move {
+            while let Ok((mut s, _)) = up.accept().await {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+            }
+        });
+        let dead = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let dead_addr = dead.local_addr().expect("addr");
+        drop(dead);
+        let c = config(&format!(
+            r#"target "{up_addr}"; target "{dead_addr}"; health-check {{ http "/healthz"; interval-ms 100; timeout-ms 50; unhealthy-threshold 1; }}"#
+        ));
+        let rt = Runtime::build(Arc::new(c)).expect("runtime");
+        let shared = Arc::new(Shared::new(rt));
+        let service = HealthChecks::new(shared.clone());
+        let (tx, rx) = channel::channel(false);
+        let run = tokio::spawn(async move { service.start(rx).await });
+        let rt = shared.load();
+        let deadline = Instant::now() + GENEROUS;
+        while !rt.pools[0].is_down(1) {
+            assert!(
+                Instant::now() < deadline,
+                "the dead target is never marked down"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!rt.pools[0].is_down(0), "the live target stays in service");
+        tx.send(true).expect("service listening");
+        tokio::time::timeout(GENEROUS, run)
+            .await
+            .expect("the service returns on shutdown")
+            .expect("no panic");
+        accept.abort();
+    }
+}
