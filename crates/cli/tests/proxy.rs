@@ -572,3 +572,21 @@ routes {{ route "r" {{ upstream "u"; timeouts {{ total-ms 400; }} }} }}"#,
         "took {took:?}"
     );
 }
+
+#[test]
+fn client_side_failures_do_not_eject_the_target() {
+    let up = MockUpstream::start("u");
+    let (_p, addr) = start(&format!(
+        r#"limits {{ max-body-bytes 100; }}
+upstreams {{ upstream "u" {{ target "{}"; passive-health {{ consecutive-failures 1; ejection-time-ms 60000; }} }} }}
+routes {{ route "r" {{ upstream "u"; }} }}"#,
+        up.addr()
+    ));
+    let chunked = [&b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nc8\r\n"[..], &[b'z'; 200], b"\r\n0\r\n\r\n"].concat();
+    let _ = send_raw(addr, &chunked);
+    assert_eq!(
+        get(addr, "h", "/").status,
+        200,
+        "a too-large body is the client's fault, not the target's"
+    );
+}

@@ -332,7 +332,10 @@ impl ProxyHttp for Zentinel {
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let status = status_of(e);
-        ctx.attempt.failed = true;
+        // Only the upstream's failures count against its target (passive health).
+        if e.esource() == &ErrorSource::Upstream {
+            ctx.attempt.failed = true;
+        }
         if status > 0 && session.response_written().is_none() {
             let route = ctx.route.map(|i| ctx.rt.config.routes[i].id.to_string());
             let explained = e.context.as_ref().map(ToString::to_string);
@@ -365,7 +368,7 @@ impl ProxyHttp for Zentinel {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        let failed = ctx.attempt.failed || e.is_some();
+        let failed = ctx.attempt.failed || e.is_some_and(|e| e.esource() == &ErrorSource::Upstream);
         self.finish_attempt(ctx, failed);
         self.access_log.write(session, e, ctx, self.listener);
     }
