@@ -10,6 +10,10 @@
     reason = "a command-line tool prints"
 )]
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod logging;
 mod report;
 
