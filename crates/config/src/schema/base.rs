@@ -162,7 +162,7 @@ static LISTENER: BlockSchema = BlockSchema {
                 unit: "ms",
             },
             D::Int(60_000),
-            "How long an idle keep-alive client connection stays open.",
+            "How long an idle keep-alive client connection stays open (applied in whole seconds, at least 1 s).",
             "idle-timeout-ms 30000",
         ),
     ],
