@@ -15,37 +15,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair,
-};
+use support::pki::{ca, leaf};
 use support::{MockUpstream, Proxy, free_addr};
 
 struct Pki {
     files: Vec<(String, String)>,
-}
-
-fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, name);
-    CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
-}
-
-fn leaf(
-    issuer: &CertifiedIssuer<'static, KeyPair>,
-    names: &[&str],
-    client: bool,
-) -> (String, String) {
-    let mut p =
-        CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, names[0]);
-    if client {
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    }
-    let key = KeyPair::generate().unwrap();
-    let cert = p.signed_by(&key, issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
 }
 
 /// A server CA with certificates for `default.test`, `api.example.com`, `*.example.com`, and

@@ -18,6 +18,7 @@ pub mod runtime;
 mod server;
 mod tls;
 pub mod unsupported;
+mod upstream_tls;
 
 use std::net::SocketAddr;
 
@@ -42,6 +43,17 @@ pub enum BuildError {
         listener: String,
         /// The file at fault.
         file: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A CA, certificate or key file (or a server name) of an upstream's `tls` block is
+    /// unusable.
+    #[error("upstream \"{upstream}\": {item}: {reason}")]
+    UpstreamTls {
+        /// The upstream.
+        upstream: String,
+        /// The file at fault (or the server name, or the system trust store).
+        item: String,
         /// What is wrong with it.
         reason: String,
     },

@@ -157,6 +157,15 @@ impl Zentinel {
     }
 }
 
+/// The peer for target `t` of pool `pool`: over TLS when the upstream has a `tls` block.
+fn new_peer(rt: &Runtime, pool: usize, t: usize) -> HttpPeer {
+    let addr = rt.pools[pool].targets[t].addr;
+    match rt.upstream_tls.get(pool).and_then(Option::as_ref) {
+        Some(tls) => tls.peer(addr, t),
+        None => HttpPeer::new(addr, false, String::new()),
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for Zentinel {
     type CTX = Ctx;
@@ -221,8 +230,11 @@ impl ProxyHttp for Zentinel {
         let left = rt.config.routes[route]
             .total_timeout
             .saturating_sub(ctx.started.elapsed());
-        let mut peer = HttpPeer::new(pool.targets[t].addr, false, String::new());
-        peer.options.connection_timeout = Some(upstream.timeouts.connect.min(left));
+        let mut peer = new_peer(&rt, pool_index, t);
+        let connect = upstream.timeouts.connect.min(left);
+        peer.options.connection_timeout = Some(connect);
+        // `connect-ms` bounds the TCP connect and the TLS handshake together.
+        peer.options.total_connection_timeout = Some(connect);
         peer.options.read_timeout = Some(upstream.timeouts.read.min(left));
         peer.options.write_timeout = Some(upstream.timeouts.write.min(left));
         peer.options.idle_timeout = Some(if upstream.connection_pool.max_idle == 0 {

@@ -12,6 +12,7 @@ use zentinel_config::model::{Config, Route};
 use crate::BuildError;
 use crate::pool::Pool;
 use crate::retry::RetryBudget;
+use crate::upstream_tls::{self, UpstreamTls};
 
 /// What one route needs at request time.
 #[derive(Debug)]
@@ -39,18 +40,23 @@ pub struct Runtime {
     pub routes: Vec<RouteRuntime>,
     /// One pool per upstream, in `config.upstreams` order.
     pub pools: Vec<Pool>,
+    /// The prepared TLS settings per upstream (in `config.upstreams` order); `None` for
+    /// clear text.
+    pub(crate) upstream_tls: Vec<Option<UpstreamTls>>,
     /// Requests being processed now, across listeners.
     pub in_flight: AtomicUsize,
 }
 
 impl Runtime {
-    /// Builds the runtime for `config` (resolving target host names once).
+    /// Builds the runtime for `config` (resolving target host names once, loading and
+    /// checking the upstreams' TLS files once).
     pub fn build(config: Arc<Config>) -> Result<Self, BuildError> {
         let pools = config
             .upstreams
             .iter()
             .map(Pool::new)
             .collect::<Result<Vec<_>, _>>()?;
+        let upstream_tls = upstream_tls::prepare(&config.upstreams)?;
         let routes = config
             .routes
             .iter()
@@ -66,6 +72,7 @@ impl Runtime {
             matchers,
             routes,
             pools,
+            upstream_tls,
             in_flight: AtomicUsize::new(0),
         })
     }

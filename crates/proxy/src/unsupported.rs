@@ -1,14 +1,22 @@
 //! Settings this build of the data plane does not carry out yet. A configuration that uses
 //! one is refused at start-up with the list, rather than served with the setting ignored.
 
-use zentinel_config::model::{Config, LogDestination, RetryOn};
+use zentinel_config::model::{Config, HealthProbe, LogDestination, RetryOn};
 
 /// Every setting of `config` this build cannot honour, described for the operator.
 pub fn unsupported(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     for u in &config.upstreams {
-        if u.tls.is_some() {
-            out.push(format!("upstream \"{}\": TLS to targets (`tls`)", u.id));
+        let http_probe = u
+            .health_check
+            .as_ref()
+            .is_some_and(|h| matches!(h.probe, HealthProbe::Http { .. }));
+        if u.tls.is_some() && http_probe {
+            // The probes speak clear text: against a TLS target every probe would fail.
+            out.push(format!(
+                "upstream \"{}\": HTTP health checks of TLS targets (`health-check {{ http … }}` with `tls`; a `tcp` probe works)",
+                u.id
+            ));
         }
     }
     for r in &config.routes {
@@ -63,5 +71,28 @@ mod tests {
             .unwrap_or_else(|d| panic!("{d}"));
         let gaps = unsupported(&prod);
         assert!(gaps.iter().any(|g| g.contains("`agents`")), "{gaps:?}");
+        assert!(!gaps.iter().any(|g| g.contains("tls")), "{gaps:?}");
+    }
+
+    #[test]
+    fn upstream_tls_is_supported_but_not_with_http_probes() {
+        let text = |probe: &str| {
+            format!(
+                r#"listeners {{ listener "w" {{ address "127.0.0.1:1"; }} }}
+routes {{ route "r" {{ upstream "u"; }} }}
+upstreams {{ upstream "u" {{ target "127.0.0.1:8443"; tls {{ sni "b.test"; }}
+    health-check {{ {probe}; }} }} }}"#
+            )
+        };
+        let tcp = zentinel_config::load_str("t", &text("tcp")).unwrap_or_else(|d| panic!("{d}"));
+        assert!(unsupported(&tcp).is_empty(), "{:?}", unsupported(&tcp));
+        let http = zentinel_config::load_str("t", &text(r#"http "/healthz""#))
+            .unwrap_or_else(|d| panic!("{d}"));
+        let gaps = unsupported(&http);
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert!(
+            gaps[0].contains("upstream \"u\": HTTP health checks"),
+            "{gaps:?}"
+        );
     }
 }

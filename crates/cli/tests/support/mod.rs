@@ -8,6 +8,7 @@
 #![allow(dead_code, reason = "shared by several test files; each uses a part")]
 
 mod client;
+pub(crate) mod pki;
 mod proxy;
 mod upstream;
 mod wire;

@@ -598,7 +598,7 @@ static UPSTREAM_TLS: BlockSchema = BlockSchema {
         K::new(
             "ca-file",
             Kind::Path,
-            D::Computed("the bundled web PKI roots"),
+            D::Computed("the system trust store"),
             "CA bundle (PEM) the targets' certificates must chain to.",
             r#"ca-file "certs/internal-ca.crt""#,
         ),
