@@ -15,12 +15,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
-use support::pki::{ca, leaf};
+use support::pki::{Pki, ca, leaf};
 use support::{MockUpstream, Proxy, free_addr};
-
-struct Pki {
-    files: Vec<(String, String)>,
-}
 
 /// A server CA with certificates for `default.test`, `api.example.com`, `*.example.com`, and
 /// a client CA with one client certificate.

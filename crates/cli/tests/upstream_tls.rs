@@ -17,25 +17,12 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use rcgen::KeyPair;
-use support::pki::{ca, leaf};
+use support::pki::{Pki, ca, leaf};
 use support::{MockUpstream, Proxy, free_addr, get};
 
 /// PEM files by name: `server-ca.crt` and `backend.{crt,key}` (for `backend.test` and
 /// `127.0.0.1`) signed by it, `other-ca.crt` (trusted by nobody), `client-ca.crt` and
 /// `client.{crt,key}` signed by it, `stray.key` (a key of no certificate here).
-struct Pki {
-    files: Vec<(String, String)>,
-}
-
-impl Pki {
-    fn files(&self) -> Vec<(&str, &str)> {
-        self.files
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect()
-    }
-}
-
 fn pki() -> Pki {
     let server_ca = ca("Zentinel test server CA");
     let other_ca = ca("Zentinel test other CA");

@@ -29,3 +29,19 @@ pub(crate) fn leaf(issuer: &TestCa, names: &[&str], client: bool) -> (String, St
     let cert = p.signed_by(&key, issuer).expect("leaf certificate");
     (cert.pem(), key.serialize_pem())
 }
+
+/// Named PEM files for a test's temp directory.
+pub(crate) struct Pki {
+    /// `(file name, PEM text)`.
+    pub(crate) files: Vec<(String, String)>,
+}
+
+impl Pki {
+    /// The files as `Proxy::start_with_files` takes them.
+    pub(crate) fn files(&self) -> Vec<(&str, &str)> {
+        self.files
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect()
+    }
+}
