@@ -590,3 +590,39 @@ routes {{ route "r" {{ upstream "u"; }} }}"#,
         "a too-large body is the client's fault, not the target's"
     );
 }
+
+#[test]
+fn connection_caps_close_connections_beyond_them() {
+    use support::RawConn;
+    let up = MockUpstream::start("u");
+    let (_p, addr) = start(&format!(
+        r#"limits {{ max-connections 3; max-connections-per-client 2; }}
+upstreams {{ upstream "u" {{ target "{}"; }} }}
+routes {{ route "r" {{ upstream "u"; }} }}"#,
+        up.addr()
+    ));
+    // The harness's readiness probe connected once; wait until that slot is given back.
+    std::thread::sleep(Duration::from_millis(200));
+    let keep = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    let open = |n: usize| -> Vec<RawConn> {
+        (0..n)
+            .map(|_| {
+                let mut c = RawConn::connect(addr).unwrap();
+                c.send(keep).unwrap();
+                assert_eq!(c.read_response().unwrap().status, 200);
+                c
+            })
+            .collect()
+    };
+    let held = open(2);
+    let mut third = RawConn::connect(addr).unwrap();
+    let _ = third.send(keep);
+    assert!(
+        third.closed_by_peer(Duration::from_secs(5)),
+        "a third connection from one client is closed"
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let again = open(2);
+    assert_eq!(again.len(), 2, "slots come back when connections close");
+}

@@ -6,6 +6,7 @@
 //! state. This crate never parses configuration text; it only sees the validated model.
 
 mod access_log;
+mod connections;
 mod demo;
 pub mod errors;
 mod forwarding;

@@ -16,6 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use zentinel_config::model::{Config, ListenerProtocol};
 
 use crate::access_log::AccessLog;
+use crate::connections::{Capped, ConnectionLimits};
 use crate::demo::DemoUpstream;
 use crate::proxy::Zentinel;
 use crate::runtime::{Runtime, Shared};
@@ -56,6 +57,7 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
             checks,
         ));
     }
+    let connections = Arc::new(ConnectionLimits::new(&config.limits));
     for (i, l) in config.listeners.iter().enumerate() {
         let logic = Zentinel {
             listener: i,
@@ -63,21 +65,21 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
             draining: draining.clone(),
             access_log: access_log.clone(),
         };
-        let mut svc = pingora::proxy::http_proxy_service_with_name(
-            &server.configuration,
-            logic,
-            &format!("listener {}", l.id),
-        );
+        let mut proxy = pingora::proxy::HttpProxy::new(logic, server.configuration.clone());
+        proxy.handle_init_modules();
+        if l.protocol == ListenerProtocol::H2c {
+            let mut o = HttpServerOptions::default();
+            o.h2c = true;
+            proxy.server_options = Some(o);
+        }
+        let capped = Capped {
+            inner: Arc::new(proxy),
+            limits: connections.clone(),
+        };
+        let mut svc = Service::new(format!("listener {}", l.id), capped);
         match tls.next().flatten() {
             Some(settings) => svc.add_tls_with_settings(&l.address.to_string(), None, settings),
             None => svc.add_tcp(&l.address.to_string()),
-        }
-        if l.protocol == ListenerProtocol::H2c
-            && let Some(app) = svc.app_logic_mut()
-        {
-            let mut o = HttpServerOptions::default();
-            o.h2c = true;
-            app.server_options = Some(o);
         }
         server.add_service(svc);
         tracing::info!(listener = %l.id, address = %l.address, protocol = %l.protocol, "listening");
