@@ -626,3 +626,14 @@ routes {{ route "r" {{ upstream "u"; }} }}"#,
     let again = open(2);
     assert_eq!(again.len(), 2, "slots come back when connections close");
 }
+
+#[test]
+fn host_name_targets_are_resolved() {
+    let up = MockUpstream::start("named");
+    let (_p, addr) = start(&format!(
+        r#"upstreams {{ upstream "u" {{ target "localhost:{}"; dns-refresh-ms 1000; }} }}
+routes {{ route "r" {{ upstream "u"; }} }}"#,
+        up.addr().port()
+    ));
+    assert!(get(addr, "h", "/").text().contains("upstream=named"));
+}

@@ -186,6 +186,11 @@ const COVERED_ELSEWHERE: &[(&str, &str, &str)] = &[
     ),
     (
         "upstreams.upstream",
+        "dns-refresh-ms",
+        "needs a host-name target: tests/rules.rs dns_refresh_needs_a_host_name",
+    ),
+    (
+        "upstreams.upstream",
         "hash-on",
         "needs consistent-hash: tests/rules.rs hash_on_*",
     ),

@@ -851,3 +851,22 @@ fn health_check_path_and_host_are_sendable() {
         "",
     ));
 }
+
+#[test]
+fn dns_refresh_needs_a_host_name() {
+    let c = ok(&base(
+        "",
+        r#"target "backend.internal:8080"; dns-refresh-ms 5000"#,
+        "",
+        "",
+    ));
+    assert_eq!(c.upstreams[0].dns_refresh.as_millis(), 5000);
+    assert_eq!(
+        ok(&base("", "", "", "")).upstreams[0].dns_refresh.as_secs(),
+        30,
+        "default"
+    );
+    let (c, _, m, _) = one(&base("", "dns-refresh-ms 5000", "", ""));
+    assert_eq!(c, Code::Conflict);
+    assert!(m.contains("every target is an IP address"), "{m}");
+}

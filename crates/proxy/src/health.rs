@@ -425,8 +425,8 @@ async fn watch_target(rt: Arc<Runtime>, p: usize, i: usize, shutdown: ShutdownWa
             "health-check host is not a valid Host header; every probe fails"
         );
     }
-    let addr = target.addr;
-    watch(pool, i, check, || probe(addr, &p), shutdown).await;
+    // The address is read for every probe: a host name may resolve to a new one.
+    watch(pool, i, check, || probe(target.addr(), &p), shutdown).await;
 }
 
 /// The Pingora background service that runs every probe loop.

@@ -8,6 +8,7 @@
 mod access_log;
 mod connections;
 mod demo;
+mod dns;
 pub mod errors;
 mod forwarding;
 mod health;

@@ -12,6 +12,8 @@
 mod select;
 
 use std::net::{SocketAddr, ToSocketAddrs};
+
+use arc_swap::ArcSwap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -25,8 +27,10 @@ use crate::BuildError;
 pub struct Target {
     /// Address as configured (for logs).
     pub name: String,
-    /// Address connected to.
-    pub addr: SocketAddr,
+    /// Address connected to; replaced when a host name resolves to a new address.
+    addr: ArcSwap<SocketAddr>,
+    /// The host name and port to resolve again, for host-name targets.
+    pub(crate) dns: Option<(String, u16)>,
     /// Relative share of traffic.
     pub weight: u32,
     /// Requests in flight to this target.
@@ -37,6 +41,18 @@ pub struct Target {
     ejected_until: AtomicU64,
     /// Marked down by active health checks (targets start in service).
     down: AtomicBool,
+}
+
+impl Target {
+    /// The address to connect to now.
+    pub fn addr(&self) -> SocketAddr {
+        **self.addr.load()
+    }
+
+    /// Replaces the address (a host name resolved to a new one); returns the old one.
+    pub(crate) fn set_addr(&self, addr: SocketAddr) -> SocketAddr {
+        *self.addr.swap(std::sync::Arc::new(addr))
+    }
 }
 
 /// What a request tells the selector.
@@ -101,7 +117,11 @@ impl Pool {
             };
             targets.push(Target {
                 name: t.address.to_string(),
-                addr,
+                addr: ArcSwap::from_pointee(addr),
+                dns: match &t.address {
+                    TargetAddr::Dns { host, port } => Some((host.clone(), *port)),
+                    TargetAddr::Ip(_) => None,
+                },
                 weight: t.weight,
                 in_flight: AtomicUsize::new(0),
                 failures: AtomicU32::new(0),

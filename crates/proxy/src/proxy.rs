@@ -159,7 +159,7 @@ impl Zentinel {
 
 /// The peer for target `t` of pool `pool`: over TLS when the upstream has a `tls` block.
 fn new_peer(rt: &Runtime, pool: usize, t: usize) -> HttpPeer {
-    let addr = rt.pools[pool].targets[t].addr;
+    let addr = rt.pools[pool].targets[t].addr();
     match rt.upstream_tls.get(pool).and_then(Option::as_ref) {
         Some(tls) => tls.peer(addr, t),
         None => HttpPeer::new(addr, false, String::new()),

@@ -57,6 +57,12 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
             checks,
         ));
     }
+    if let Some(dns) = crate::dns::DnsRefresh::new(shared.clone()) {
+        server.add_service(pingora::services::background::background_service(
+            "dns refresh",
+            dns,
+        ));
+    }
     let connections = Arc::new(ConnectionLimits::new(&config.limits));
     for (i, l) in config.listeners.iter().enumerate() {
         let logic = Zentinel {

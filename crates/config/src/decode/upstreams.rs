@@ -57,6 +57,13 @@ pub(super) fn upstream(r: &Reader<'_>, id: &Spanned<String>) -> Option<Upstream>
             idle_timeout: idle?,
         })
     });
+    let dns_refresh = r.ms("dns-refresh-ms");
+    if targets
+        .as_ref()
+        .is_some_and(|ts| ts.iter().all(|t| matches!(t.address, TargetAddr::Ip(_))))
+    {
+        r.no_effect("dns-refresh-ms", "every target is an IP address");
+    }
     let tls = if r.has("tls") {
         r.block("tls").map(|b| tls(&b))
     } else {
@@ -83,6 +90,7 @@ pub(super) fn upstream(r: &Reader<'_>, id: &Spanned<String>) -> Option<Upstream>
         timeouts: timeouts?,
         connection_pool: pool?,
         tls: tls.flatten(),
+        dns_refresh: dns_refresh?,
     })
 }
 

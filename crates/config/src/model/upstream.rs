@@ -204,4 +204,7 @@ pub struct Upstream {
     pub connection_pool: ConnectionPool,
     /// TLS to the targets; `None` means clear text.
     pub tls: Option<UpstreamTls>,
+    /// How often host-name targets are resolved again.
+    #[serde(serialize_with = "ser_ms")]
+    pub dns_refresh: Duration,
 }

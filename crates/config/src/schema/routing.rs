@@ -337,7 +337,7 @@ static UPSTREAM: BlockSchema = BlockSchema {
     form: Form::Children,
     keys: &[
         K::new("target", Kind::Named { arg: "address", block: &TARGET }, D::Required,
-            "A server: `ip:port` or `host:port` (host names are resolved when the configuration is loaded). At most 256 per upstream.",
+            "A server: `ip:port` or `host:port` (host names are resolved when the configuration is loaded, then again every `dns-refresh-ms`). At most 256 per upstream.",
             r#"target "127.0.0.1:3000" weight=3"#).repeatable(),
         K::new("load-balancing", Kind::Enum(LoadBalancing::NAMES), D::Str("round-robin"),
             "`round-robin` (smooth weighted), `weighted` (weighted random), `least-connections`, `power-of-two-choices`, `consistent-hash` (on `hash-on`). All honour weights.",
@@ -351,6 +351,9 @@ static UPSTREAM: BlockSchema = BlockSchema {
             "passive-health { consecutive-failures 5; }"),
         K::new("timeouts", Kind::Block(&UPSTREAM_TIMEOUTS), D::None, "Connection timeouts to the targets.", "timeouts { connect-ms 1000; }"),
         K::new("connection-pool", Kind::Block(&CONNECTION_POOL), D::None, "Reuse of connections to the targets.", "connection-pool { max-idle 32; }"),
+        K::new("dns-refresh-ms", Kind::Int { min: 1000, max: 86_400_000, unit: "ms" }, D::Int(30_000),
+            "How often host-name targets are resolved again (asynchronously, off the request path); a failed lookup keeps the last address. Needs a `host:port` target.",
+            "dns-refresh-ms 10000"),
         K::new("tls", Kind::Block(&UPSTREAM_TLS), D::None, "Connect to the targets over TLS. Absent: clear text.",
             r#"tls { sni "backend.internal"; }"#),
     ],
