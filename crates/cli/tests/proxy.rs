@@ -637,3 +637,43 @@ routes {{ route "r" {{ upstream "u"; }} }}"#,
     ));
     assert!(get(addr, "h", "/").text().contains("upstream=named"));
 }
+
+#[test]
+fn slow_headers_are_cut_at_the_header_read_deadline() {
+    use std::io::Write;
+    let up = MockUpstream::start("u");
+    let addr = free_addr();
+    let config = format!(
+        r#"listeners {{ listener "web" {{ address "{addr}"; header-read-timeout-ms 800; }} }}
+observability {{ access-log {{ destination "off"; }} }}
+upstreams {{ upstream "u" {{ target "{}"; }} }}
+routes {{ route "r" {{ upstream "u"; }} }}"#,
+        up.addr()
+    );
+    let _p = Proxy::start(&config, &[addr]);
+    // A client trickling its headers, a byte every 200 ms: a per-read timeout would never fire.
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    let started = Instant::now();
+    let mut cut = None;
+    for b in b"GET / HTTP/1.1\r\nHost: h\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaa\r\n".iter() {
+        if slow.write_all(&[*b]).is_err() {
+            cut = Some(started.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cut = cut.expect("the slow client is cut off");
+    assert!(cut < Duration::from_millis(2500), "cut after {cut:?}");
+    assert_eq!(up.hits(), 0);
+    // A normal client is not affected, even on a connection kept open longer than the deadline.
+    let mut c = support::RawConn::connect(addr).unwrap();
+    c.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    assert_eq!(c.read_response().unwrap().status, 200);
+    std::thread::sleep(Duration::from_millis(1000));
+    c.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    assert_eq!(
+        c.read_response().unwrap().status,
+        200,
+        "keep-alive after the deadline"
+    );
+}

@@ -20,6 +20,8 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use zentinel_config::model::Limits;
 
+use crate::header_deadline::HeaderDeadline;
+
 /// The connection counters shared by every listener.
 #[derive(Debug)]
 pub(crate) struct ConnectionLimits {
@@ -110,6 +112,8 @@ impl Drop for ConnectionSlot {
 pub(crate) struct Capped<A> {
     pub(crate) inner: Arc<A>,
     pub(crate) limits: Arc<ConnectionLimits>,
+    /// The listener's `header-read-timeout-ms`.
+    pub(crate) header_deadline: std::time::Duration,
 }
 
 #[async_trait]
@@ -126,6 +130,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Capped<A> {
             tracing::debug!(client = ?client, "connection refused: connection cap reached");
             return None;
         };
+        let stream: Stream = Box::new(HeaderDeadline::new(stream, self.header_deadline));
         // Keep-alive requests of this connection are served here, so the slot covers them all.
         let mut next = self.inner.process_new(stream, shutdown).await;
         while let Some(s) = next {

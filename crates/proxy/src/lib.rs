@@ -11,6 +11,7 @@ mod demo;
 mod dns;
 pub mod errors;
 mod forwarding;
+mod header_deadline;
 mod health;
 mod limits;
 pub mod pool;

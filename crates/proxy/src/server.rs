@@ -81,6 +81,7 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
         let capped = Capped {
             inner: Arc::new(proxy),
             limits: connections.clone(),
+            header_deadline: l.header_read_timeout,
         };
         let mut svc = Service::new(format!("listener {}", l.id), capped);
         match tls.next().flatten() {
