@@ -6,8 +6,9 @@
 //! The deadline wraps the connection's byte stream (after TLS, so it sees plain HTTP). It is
 //! armed when the first request is about to be read and disarmed when the end of the header
 //! block (`CRLF CRLF`) has been read; the HTTP/2 connection preface ends the same way, so an
-//! HTTP/2 connection disarms at once. Waiting for later keep-alive requests is bounded by the
-//! listener's `idle-timeout-ms`.
+//! HTTP/2 connection disarms at once. Later keep-alive requests of the connection are not
+//! held to this deadline (Pingora reads them inside its own keep-alive loop): each of their
+//! reads waits at most the listener's `idle-timeout-ms`.
 
 use std::io;
 use std::pin::Pin;
