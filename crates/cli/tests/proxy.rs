@@ -677,3 +677,54 @@ routes {{ route "r" {{ upstream "u"; }} }}"#,
         "keep-alive after the deadline"
     );
 }
+
+#[test]
+fn upstream_statuses_listed_in_retry_on_are_retried_on_another_target() {
+    let good = MockUpstream::start("good");
+    let bad = MockUpstream::start("bad");
+    bad.set_status(503);
+    let (_p, addr) = start(&format!(
+        r#"upstreams {{ upstream "u" {{ target "{}"; target "{}"; passive-health {{ enabled #false; }} }} }}
+routes {{
+    route "retry" {{ matches {{ path-prefix "/retry"; }}; upstream "u"; retry {{ max-attempts 2; retry-on "503"; min-retries-per-second 100; }} }}
+    route "post" {{ matches {{ path-prefix "/post"; }}; upstream "u"; retry {{ max-attempts 2; retry-on "503"; min-retries-per-second 100; non-idempotent #true; }} }}
+    route "plain" {{ upstream "u"; retry {{ max-attempts 2; retry-on "502"; }} }}
+}}"#,
+        good.addr(),
+        bad.addr()
+    ));
+    for _ in 0..6 {
+        let r = get(addr, "h", "/retry");
+        assert_eq!(r.status, 200, "a 503 is retried on the other target");
+        assert_eq!(r.header("x-upstream"), Some("good"));
+    }
+    assert!(
+        bad.hits() >= 3,
+        "the failing target was tried: {}",
+        bad.hits()
+    );
+    // Only the listed statuses are retried: a 503 on a route that retries 502 reaches the client.
+    let statuses: Vec<u16> = (0..4).map(|_| get(addr, "h", "/plain").status).collect();
+    assert!(statuses.contains(&503), "{statuses:?}");
+    // A POST is not retried unless the route says `non-idempotent #true`; its body is resent whole.
+    let posts: Vec<u16> = (0..4)
+        .map(|_| request(addr, "POST", "h", "/retry", &[], b"payload").status)
+        .collect();
+    assert!(
+        posts.contains(&503),
+        "POST not retried by default: {posts:?}"
+    );
+    for _ in 0..4 {
+        assert_eq!(
+            request(addr, "POST", "h", "/post", &[], b"payload").status,
+            200
+        );
+    }
+    assert!(
+        good.requests()
+            .iter()
+            .filter(|r| r.path == "/post")
+            .all(|r| r.body == b"payload"),
+        "the retried body arrives intact"
+    );
+}

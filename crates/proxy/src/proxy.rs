@@ -18,6 +18,7 @@ use crate::errors::{Refusal, respond, status_of};
 use crate::forwarding::{Forwarding, apply_policy, new_request_id};
 use crate::limits;
 use crate::pool::{SelectInput, Tried};
+use crate::retry;
 use crate::runtime::{Runtime, Shared, Slot};
 
 /// The proxy logic of one listener.
@@ -44,6 +45,8 @@ pub(crate) struct Attempt {
     pub count: u32,
     /// Whether the current attempt failed.
     pub failed: bool,
+    /// Set when an upstream status is being turned into a retry.
+    pub status_retry: bool,
 }
 
 /// Per-request state.
@@ -197,12 +200,26 @@ impl ProxyHttp for Zentinel {
         session.set_keepalive(Some(listener.idle_timeout.as_secs().max(1)));
         match self.admit(session, ctx) {
             Some(why) => self.refuse(session, ctx, why).await,
-            None => Ok(false),
+            None => {
+                // Retries on upstream statuses resend the request: keep its body (up to
+                // Pingora's 64 KiB retry buffer; a longer body is not retried).
+                let retry = ctx.route.map(|i| &ctx.rt.config.routes[i].retry);
+                if retry.is_some_and(|r| {
+                    r.max_attempts > 1 && r.retry_on.iter().any(|o| *o != RetryOn::ConnectError)
+                }) {
+                    session.enable_retry_buffering();
+                }
+                Ok(false)
+            }
         }
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let route = ctx.route.ok_or_else(|| Refusal::NoRoute.error())?;
+        if ctx.attempt.target.is_some() {
+            // A previous try ended without passing through a failure hook.
+            self.finish_attempt(ctx, true);
+        }
         let rt = ctx.rt.clone();
         let pool_index = rt.routes[route].pool;
         let pool = &rt.pools[pool_index];
@@ -255,10 +272,75 @@ impl ProxyHttp for Zentinel {
         self.finish_attempt(ctx, true);
         let Some(route) = ctx.route else { return e };
         let (r, rr) = ctx.rt.route(route);
-        let retry = ctx.attempt.count < r.retry.max_attempts
-            && r.retry.retry_on.contains(&RetryOn::ConnectError)
-            && rr.retry_budget.try_retry();
+        // Nothing was sent on a failed connect, so the method and body do not matter.
+        let retry = retry::may_retry(
+            r,
+            &rr.retry_budget,
+            ctx.attempt.count,
+            RetryOn::ConnectError,
+            true,
+            true,
+        );
         e.set_retry(retry);
+        e
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let (Some(route), Some(on)) = (ctx.route, retry::on_status(resp.status.as_u16())) else {
+            return Ok(());
+        };
+        let (r, rr) = ctx.rt.route(route);
+        let idempotent = session.req_header().method.is_idempotent();
+        let replayable = !session.as_ref().retry_buffer_truncated();
+        if !retry::may_retry(
+            r,
+            &rr.retry_budget,
+            ctx.attempt.count,
+            on,
+            idempotent,
+            replayable,
+        ) {
+            return Ok(());
+        }
+        // Turn the answer into a retryable error before anything reaches the client.
+        ctx.attempt.status_retry = true;
+        let mut e = Error::explain(
+            HTTPStatus(resp.status.as_u16()),
+            "upstream status; retrying on another target",
+        );
+        e.set_retry(true);
+        Err(e)
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let status_retry = std::mem::take(&mut ctx.attempt.status_retry);
+        // Only the upstream's failures count against its target (a client hanging up does not).
+        self.finish_attempt(ctx, status_retry || e.esource() == &ErrorSource::Upstream);
+        let mut e = e.more_context(format!("peer: {peer}"));
+        if status_retry {
+            // Decided in `upstream_response_filter`, within the route's policy.
+            return e;
+        }
+        // Otherwise Pingora's rule: only a stale reused connection is retried, and only for
+        // idempotent requests whose body can be replayed.
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
         e
     }
 

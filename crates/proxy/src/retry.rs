@@ -4,6 +4,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use zentinel_config::model::{RetryOn, Route};
+
 /// Length of one accounting window.
 const WINDOW: Duration = Duration::from_secs(10);
 
@@ -93,6 +95,34 @@ impl RetryBudget {
             }
         })
     }
+}
+
+/// The `retry-on` value an upstream status corresponds to.
+pub(crate) fn on_status(status: u16) -> Option<RetryOn> {
+    match status {
+        502 => Some(RetryOn::Status502),
+        503 => Some(RetryOn::Status503),
+        504 => Some(RetryOn::Status504),
+        _ => None,
+    }
+}
+
+/// Whether a try that failed with `on` may be retried: tries left, the failure listed in
+/// `retry-on`, the method allowed (idempotent, or `non-idempotent #true`), the body still
+/// replayable, and a retry left in the budget (taken only when everything else allows it).
+pub(crate) fn may_retry(
+    route: &Route,
+    budget: &RetryBudget,
+    attempts: u32,
+    on: RetryOn,
+    idempotent: bool,
+    body_replayable: bool,
+) -> bool {
+    attempts < route.retry.max_attempts
+        && route.retry.retry_on.contains(&on)
+        && (idempotent || route.retry.non_idempotent || on == RetryOn::ConnectError)
+        && body_replayable
+        && budget.try_retry()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Settings this build of the data plane does not carry out yet. A configuration that uses
 //! one is refused at start-up with the list, rather than served with the setting ignored.
 
-use zentinel_config::model::{Config, HealthProbe, LogDestination, RetryOn};
+use zentinel_config::model::{Config, HealthProbe, LogDestination};
 
 /// Every setting of `config` this build cannot honour, described for the operator.
 pub fn unsupported(config: &Config) -> Vec<String> {
@@ -23,12 +23,6 @@ pub fn unsupported(config: &Config) -> Vec<String> {
         if !r.filters.is_empty() {
             out.push(format!(
                 "route \"{}\": agents and built-in filters (`filters`)",
-                r.id
-            ));
-        }
-        if r.retry.retry_on.iter().any(|o| *o != RetryOn::ConnectError) {
-            out.push(format!(
-                "route \"{}\": retries on upstream statuses (`retry-on \"502\"/\"503\"/\"504\"`)",
                 r.id
             ));
         }

@@ -266,7 +266,7 @@ static RETRY: BlockSchema = BlockSchema {
             "retry-on",
             Kind::EnumList(RetryOn::NAMES),
             D::Str("connect-error"),
-            "Failures that are retried: `connect-error` (nothing was sent), `502`, `503`, `504`.",
+            "Failures that are retried: `connect-error` (nothing was sent), `502`, `503`, `504` (the answer is dropped and the request, with its body if at most 64 KiB, sent to another target).",
             r#"retry-on "connect-error" "502" "503""#,
         ),
         K::new(
