@@ -356,13 +356,12 @@ fn settings_this_build_cannot_carry_out_are_refused_at_start() {
     let (code, err) = Proxy::fail_to_start(
         r#"listeners { listener "web" { address "127.0.0.1:1"; } }
 upstreams { upstream "u" { target "127.0.0.1:2"; } }
-routes { route "r" { upstream "u"; retry { per-try-timeout-ms 100; } } }"#,
+agents { agent "waf" { transport { unix-socket "/run/waf.sock"; }; events "request-headers"; } }
+routes { route "r" { upstream "u"; filters "waf"; } }"#,
     );
     assert_eq!(code, Some(1));
-    assert!(
-        err.contains("cannot carry out yet") && err.contains("per-try-timeout-ms"),
-        "{err}"
-    );
+    let listed = err.contains("`agents`") && err.contains("route \"r\": agents");
+    assert!(err.contains("cannot carry out yet") && listed, "{err}");
 }
 
 #[test]
@@ -727,4 +726,29 @@ routes {{
             .all(|r| r.body == b"payload"),
         "the retried body arrives intact"
     );
+}
+
+#[test]
+fn a_try_past_its_per_try_timeout_is_retried_when_504_is_listed() {
+    let slow = MockUpstream::start("slow");
+    slow.set_behaviour(Behaviour::Delay(Duration::from_secs(3)));
+    let good = MockUpstream::start("good");
+    let (_p, addr) = start(&format!(
+        r#"upstreams {{ upstream "u" {{ target "{}"; target "{}"; passive-health {{ enabled #false; }} }} }}
+routes {{ route "r" {{ upstream "u"; timeouts {{ total-ms 5000; }}
+    retry {{ max-attempts 2; retry-on "504"; per-try-timeout-ms 300; min-retries-per-second 100; }} }} }}"#,
+        slow.addr(),
+        good.addr()
+    ));
+    for _ in 0..4 {
+        let t = Instant::now();
+        let r = get(addr, "h", "/");
+        assert_eq!(r.status, 200);
+        assert!(
+            t.elapsed() < Duration::from_millis(1500),
+            "took {:?}",
+            t.elapsed()
+        );
+    }
+    assert!(slow.connections() >= 2, "the slow target was tried");
 }

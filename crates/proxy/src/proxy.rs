@@ -244,9 +244,13 @@ impl ProxyHttp for Zentinel {
         ctx.attempt.failed = false;
         let upstream = &rt.config.upstreams[pool_index];
         // No wait may outlive the route's deadline for the whole request.
-        let left = rt.config.routes[route]
-            .total_timeout
-            .saturating_sub(ctx.started.elapsed());
+        let r = &rt.config.routes[route];
+        // No wait of this try may outlive the route's deadline, nor the try's own.
+        let left = r.total_timeout.saturating_sub(ctx.started.elapsed());
+        let left = r
+            .retry
+            .per_try_timeout
+            .map_or(left, |per_try| per_try.min(left));
         let mut peer = new_peer(&rt, pool_index, t);
         let connect = upstream.timeouts.connect.min(left);
         peer.options.connection_timeout = Some(connect);
@@ -331,6 +335,27 @@ impl ProxyHttp for Zentinel {
         let mut e = e.more_context(format!("peer: {peer}"));
         if status_retry {
             // Decided in `upstream_response_filter`, within the route's policy.
+            return e;
+        }
+        // An upstream timeout before any answer counts as a 504 for `retry-on`.
+        let timed_out = matches!(e.etype(), ReadTimedout | WriteTimedout)
+            && e.esource() == &ErrorSource::Upstream;
+        if timed_out
+            && session.response_written().is_none()
+            && let Some(route) = ctx.route
+        {
+            let (r, rr) = ctx.rt.route(route);
+            let idempotent = session.req_header().method.is_idempotent();
+            let replayable = !session.as_ref().retry_buffer_truncated();
+            let retry = retry::may_retry(
+                r,
+                &rr.retry_budget,
+                ctx.attempt.count,
+                RetryOn::Status504,
+                idempotent,
+                replayable,
+            );
+            e.set_retry(retry);
             return e;
         }
         // Otherwise Pingora's rule: only a stale reused connection is retried, and only for

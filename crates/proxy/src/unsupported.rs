@@ -26,9 +26,6 @@ pub fn unsupported(config: &Config) -> Vec<String> {
                 r.id
             ));
         }
-        if r.retry.per_try_timeout.is_some() {
-            out.push(format!("route \"{}\": `per-try-timeout-ms`", r.id));
-        }
     }
     if !config.agents.is_empty() {
         out.push("`agents`".to_owned());

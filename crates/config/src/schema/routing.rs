@@ -266,7 +266,7 @@ static RETRY: BlockSchema = BlockSchema {
             "retry-on",
             Kind::EnumList(RetryOn::NAMES),
             D::Str("connect-error"),
-            "Failures that are retried: `connect-error` (nothing was sent), `502`, `503`, `504` (the answer is dropped and the request, with its body if at most 64 KiB, sent to another target).",
+            "Failures that are retried: `connect-error` (nothing was sent), `502`, `503`, `504` (an upstream timeout before any answer counts as `504`; the answer is dropped and the request, with its body if at most 64 KiB, sent to another target).",
             r#"retry-on "connect-error" "502" "503""#,
         ),
         K::new(
@@ -284,7 +284,7 @@ static RETRY: BlockSchema = BlockSchema {
                 unit: "ms",
             },
             D::Computed("only the route's `total-ms`"),
-            "Deadline of each try.",
+            "Bounds the connect and every wait for the upstream within one try (and never beyond the route's `total-ms`); a try that times out before any answer counts as a 504 for `retry-on`.",
             "per-try-timeout-ms 2000",
         ),
         K::new(
