@@ -2,7 +2,7 @@
 //! `https` listener in front of a mock upstream; proxy A listens in clear text and routes each
 //! path prefix to an upstream pointing at B with a different `tls` block: verification against
 //! `ca-file`, SNI, the target's IP as the default name, `verify #false`, client certificates,
-//! and clear start-up errors for bad files.
+//! HTTP health probes over TLS, and clear start-up errors for bad files.
 
 #![allow(
     clippy::panic,
@@ -15,10 +15,11 @@ mod support;
 
 use std::net::SocketAddr;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use rcgen::KeyPair;
 use support::pki::{Pki, ca, leaf};
-use support::{MockUpstream, Proxy, free_addr, get};
+use support::{MockUpstream, Proxy, free_addr, get, wait_until};
 
 /// PEM files by name: `server-ca.crt` and `backend.{crt,key}` (for `backend.test` and
 /// `127.0.0.1`) signed by it, `other-ca.crt` (trusted by nobody), `client-ca.crt` and
@@ -230,6 +231,81 @@ fn client_certificates_for_a_listener_that_requires_them() {
     assert_eq!(status, 502, "{body}");
     assert_eq!(call(a, "mtls").0, 200);
     assert_eq!(app.hits(), 2);
+}
+
+/// An HTTP health check probing every 100 ms (80 ms deadline) that flips a target after one
+/// success or two failures; no passive health, so only the probes take a target out.
+const HTTP_CHECK: &str = r#"health-check { http "/healthz" { expect-status 200; }; interval-ms 100; timeout-ms 80; healthy-threshold 1; unhealthy-threshold 2; }
+    passive-health { enabled #false; }"#;
+
+/// How long a target may take to leave selection: two failed probes (2 × 100 ms, plus one
+/// just missed) with a wide margin for a busy test machine.
+const HEALTH_BOUND: Duration = Duration::from_millis(1500);
+
+#[test]
+fn http_health_probes_speak_tls_with_the_upstreams_settings() {
+    let pki = pki();
+    let (_b, b_addr, app) = backend(&pki, "");
+    let checked = format!("{VERIFIED}; {HTTP_CHECK}");
+    let wrong_ca =
+        format!(r#"tls {{ sni "backend.test"; ca-file "other-ca.crt"; }}; {HTTP_CHECK}"#);
+    let no_retry = "retry { max-attempts 1; }";
+    let vias = [
+        Via {
+            name: "checked",
+            upstream: &checked,
+            route: no_retry,
+        },
+        Via {
+            name: "wrong-ca",
+            upstream: &wrong_ca,
+            route: no_retry,
+        },
+    ];
+    let (a_proxy, a) = front(&pki, b_addr, &vias);
+
+    // The probes of "checked" reach B's upstream through B's TLS listener (B speaks nothing
+    // else), with the probe's request.
+    wait_until(HEALTH_BOUND, "probes over TLS", || {
+        app.requests().iter().any(|r| {
+            r.path == "/healthz" && r.header("user-agent") == Some("zentinel-health-check")
+        })
+    });
+    // They pass: the target stays in service for many probe rounds.
+    let until = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < until {
+        let (status, body) = call(a, "checked");
+        assert_eq!(status, 200, "{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The probes of "wrong-ca" fail verification, so the target is marked down: requests
+    // get 503 instead of the 502 of a failed handshake.
+    wait_until(
+        HEALTH_BOUND,
+        "the wrong-ca target to leave selection",
+        || {
+            let (status, _) = call(a, "wrong-ca");
+            assert!(status == 502 || status == 503, "{status}");
+            status == 503
+        },
+    );
+    let (status, body) = call(a, "wrong-ca");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no healthy upstream target"), "{body}");
+    a_proxy.wait_stderr("target marked down by active health check", HEALTH_BOUND);
+    let log = a_proxy.stderr();
+    assert!(log.contains("TLS handshake failed"), "{log}");
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("marked down") && l.contains("checked")),
+        "{log}"
+    );
+    assert_eq!(
+        call(a, "checked").0,
+        200,
+        "the verified upstream is unaffected"
+    );
 }
 
 /// Runs `zentinel run` on proxy A's configuration with `upstream` (to an unused address)

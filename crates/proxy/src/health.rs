@@ -21,8 +21,16 @@
 //!   before the final status line are failures. Bytes of the path outside visible ASCII are
 //!   percent-encoded; a `host` holding control characters or spaces cannot be sent, and every
 //!   probe of that check fails (logged at error level when the loop starts).
+//! - **HTTP probe over TLS.** When the upstream has a `tls` block, the HTTP probe performs a
+//!   TLS handshake after the TCP connect, within the same deadline, and sends the request over
+//!   it. Trust, server name (SNI and verified name), `verify` and the client certificate are
+//!   exactly those of requests to the upstream ([`crate::upstream_tls`]); the rustls client
+//!   configuration is built once per upstream when the service starts. A handshake that fails
+//!   (untrusted chain, wrong name, refused client certificate) is a failed probe, with the
+//!   TLS error as its reason. (With TLS 1.3 a refused client certificate surfaces as an i/o
+//!   error while reading the response: a failure all the same.)
 //! - **TCP probe** (`tcp`): healthy if and only if the TCP connect completes within the
-//!   deadline. The connection is closed at once.
+//!   deadline. The connection is closed at once. No TLS, even with a `tls` block.
 //! - **Thresholds.** Targets start in service (healthy). `unhealthy-threshold` consecutive
 //!   failed probes take a healthy target out of selection; `healthy-threshold` consecutive
 //!   successful probes bring a down target back. A success resets the failure count and a
@@ -49,7 +57,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use pingora::tls::{ClientConfig, ServerName, TlsConnector};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
@@ -137,6 +146,10 @@ pub(crate) enum ProbeFailure {
     Timeout(Duration),
     /// The TCP connect failed.
     Connect(io::Error),
+    /// The TLS handshake failed (including certificate verification).
+    Tls(io::Error),
+    /// The TLS settings of the upstream could not be prepared for probes.
+    TlsSetup(Arc<str>),
     /// Writing the request or reading the response failed.
     Io(io::Error),
     /// The target closed the connection before a status line.
@@ -161,12 +174,54 @@ impl fmt::Display for ProbeFailure {
         match self {
             Self::Timeout(d) => write!(f, "no answer within {} ms", d.as_millis()),
             Self::Connect(e) => write!(f, "connect failed: {e}"),
+            Self::Tls(e) => write!(f, "TLS handshake failed: {e}"),
+            Self::TlsSetup(why) => write!(f, "TLS for health probes unavailable: {why}"),
             Self::Io(e) => write!(f, "i/o error: {e}"),
             Self::Closed => f.write_str("connection closed before a status line"),
             Self::Malformed => f.write_str("malformed status line"),
             Self::TooLarge => write!(f, "no status line in the first {MAX_RESPONSE_BYTES} bytes"),
             Self::Status { got, expected } => write!(f, "status {got}, expected {expected}"),
             Self::InvalidHost => f.write_str("the configured host is not a valid Host header"),
+        }
+    }
+}
+
+/// TLS for the HTTP probes of one target.
+#[derive(Clone)]
+pub(crate) enum ProbeTls {
+    /// The upstream's client configuration and the target's server name.
+    Ready {
+        /// Built once per upstream.
+        connector: TlsConnector,
+        /// Sent as SNI and verified.
+        name: ServerName<'static>,
+    },
+    /// The configuration could not be built: every probe fails with this reason.
+    Unusable(Arc<str>),
+}
+
+impl ProbeTls {
+    /// TLS with `config` (`Err`: why it could not be built) to the server `name`.
+    pub(crate) fn new(
+        config: &Result<Arc<ClientConfig>, Arc<str>>,
+        name: Option<ServerName<'static>>,
+    ) -> Self {
+        match (config, name) {
+            (Ok(c), Some(name)) => Self::Ready {
+                connector: TlsConnector::from(c.clone()),
+                name,
+            },
+            (Err(why), _) => Self::Unusable(why.clone()),
+            (Ok(_), None) => Self::Unusable(Arc::from("no server name for this target")),
+        }
+    }
+}
+
+impl fmt::Debug for ProbeTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ready { name, .. } => f.debug_struct("Ready").field("name", name).finish(),
+            Self::Unusable(why) => f.debug_tuple("Unusable").field(why).finish(),
         }
     }
 }
@@ -182,12 +237,15 @@ pub(crate) enum Probe {
         request: Option<Arc<[u8]>>,
         /// Healthy status.
         expect: u16,
+        /// TLS to the target, when the upstream has a `tls` block.
+        tls: Option<ProbeTls>,
     },
 }
 
 impl Probe {
-    /// The probe of `probe` for the target configured as `target` (its `Host` by default).
-    pub(crate) fn new(probe: &HealthProbe, target: &str) -> Self {
+    /// The probe of `probe` for the target configured as `target` (its `Host` by default),
+    /// over `tls` if given (HTTP probes only: a TCP probe stays a plain connect).
+    pub(crate) fn new(probe: &HealthProbe, target: &str, tls: Option<ProbeTls>) -> Self {
         match probe {
             HealthProbe::Http {
                 path,
@@ -196,6 +254,7 @@ impl Probe {
             } => Self::Http {
                 request: http_request(path, host.as_deref().unwrap_or(target)).map(Arc::from),
                 expect: *expect_status,
+                tls,
             },
             HealthProbe::Tcp => Self::Tcp,
             // `HealthProbe` is non-exhaustive; a kind added later must be handled above.
@@ -237,23 +296,51 @@ where
         .unwrap_or(Err(ProbeFailure::Timeout(deadline)))
 }
 
-/// Probes `addr` once, without a deadline (see [`within`]).
+/// Probes `addr` once, without a deadline (see [`within`]): the TCP connect, then for an
+/// HTTP probe the TLS handshake (if any) and the request.
 pub(crate) async fn probe(addr: SocketAddr, probe: &Probe) -> Result<(), ProbeFailure> {
-    let request = match probe {
-        Probe::Tcp => None,
+    let (request, expect, tls) = match probe {
+        Probe::Tcp => {
+            TcpStream::connect(addr)
+                .await
+                .map_err(ProbeFailure::Connect)?;
+            return Ok(());
+        }
         Probe::Http { request: None, .. } => return Err(ProbeFailure::InvalidHost),
         Probe::Http {
             request: Some(r),
             expect,
-        } => Some((r, *expect)),
+            tls,
+        } => (r, *expect, tls),
     };
-    let mut stream = TcpStream::connect(addr)
+    let tls = match tls {
+        None => None,
+        Some(ProbeTls::Ready { connector, name }) => Some((connector, name)),
+        Some(ProbeTls::Unusable(why)) => return Err(ProbeFailure::TlsSetup(why.clone())),
+    };
+    let stream = TcpStream::connect(addr)
         .await
         .map_err(ProbeFailure::Connect)?;
-    let Some((request, expect)) = request else {
-        return Ok(());
-    };
+    match tls {
+        None => exchange(stream, request, expect).await,
+        Some((connector, name)) => {
+            let stream = connector
+                .connect(name.clone(), stream)
+                .await
+                .map_err(ProbeFailure::Tls)?;
+            exchange(stream, request, expect).await
+        }
+    }
+}
+
+/// Sends `request` on `stream` and checks the status of the answer against `expect`.
+async fn exchange<S>(mut stream: S, request: &[u8], expect: u16) -> Result<(), ProbeFailure>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     stream.write_all(request).await.map_err(ProbeFailure::Io)?;
+    // A TLS stream may hold the last record until flushed; a TCP flush does nothing.
+    stream.flush().await.map_err(ProbeFailure::Io)?;
     let got = read_status(&mut stream, expect).await?;
     if got == expect {
         Ok(())
@@ -409,15 +496,22 @@ pub(crate) async fn watch<F, Fut>(
     }
 }
 
-/// The probe loop of target `i` of pool `p` of `rt`, with the configured probe.
-async fn watch_target(rt: Arc<Runtime>, p: usize, i: usize, shutdown: ShutdownWatch) {
+/// The probe loop of target `i` of pool `p` of `rt`, with the configured probe (over `tls`
+/// when given).
+async fn watch_target(
+    rt: Arc<Runtime>,
+    p: usize,
+    i: usize,
+    tls: Option<ProbeTls>,
+    shutdown: ShutdownWatch,
+) {
     let (Some(pool), Some(upstream)) = (rt.pools.get(p), rt.config.upstreams.get(p)) else {
         return;
     };
     let (Some(check), Some(target)) = (&upstream.health_check, pool.targets.get(i)) else {
         return;
     };
-    let p = Probe::new(&check.probe, &target.name);
+    let p = Probe::new(&check.probe, &target.name, tls);
     if let Probe::Http { request: None, .. } = p {
         tracing::error!(
             upstream = %pool.id,
@@ -427,6 +521,26 @@ async fn watch_target(rt: Arc<Runtime>, p: usize, i: usize, shutdown: ShutdownWa
     }
     // The address is read for every probe: a host name may resolve to a new one.
     watch(pool, i, check, || probe(target.addr(), &p), shutdown).await;
+}
+
+/// The rustls client configuration of the HTTP probes of upstream `p`: `None` when the
+/// upstream has no `tls` block or probes with TCP; `Err` (logged here) when it cannot be built.
+fn probe_tls_config(rt: &Runtime, p: usize) -> Option<Result<Arc<ClientConfig>, Arc<str>>> {
+    let upstream = rt.config.upstreams.get(p)?;
+    let check = upstream.health_check.as_ref()?;
+    if !matches!(check.probe, HealthProbe::Http { .. }) {
+        return None;
+    }
+    let tls = rt.upstream_tls.get(p)?.as_ref()?;
+    let config = tls.probe_config().map_err(Arc::<str>::from);
+    if let Err(why) = &config {
+        tracing::error!(
+            upstream = %upstream.id,
+            reason = %why,
+            "cannot prepare TLS for health probes; every probe fails"
+        );
+    }
+    Some(config)
 }
 
 /// The Pingora background service that runs every probe loop.
@@ -451,8 +565,16 @@ impl BackgroundService for HealthChecks {
             if u.health_check.is_none() {
                 continue;
             }
+            let config = probe_tls_config(&rt, p);
             for i in 0..pool.targets.len() {
-                loops.spawn(watch_target(rt.clone(), p, i, shutdown.clone()));
+                let tls = config.as_ref().map(|c| {
+                    let name = rt
+                        .upstream_tls
+                        .get(p)
+                        .and_then(|t| t.as_ref()?.probe_name(i));
+                    ProbeTls::new(c, name)
+                });
+                loops.spawn(watch_target(rt.clone(), p, i, tls, shutdown.clone()));
             }
         }
         tracing::info!(targets = loops.len(), "active health checks started");
@@ -632,7 +754,8 @@ mod tests {
         let Probe::Http {
             request: Some(r),
             expect: 204,
-        } = Probe::new(&check.probe, "127.0.0.1:3001")
+            tls: None,
+        } = Probe::new(&check.probe, "127.0.0.1:3001", None)
         else {
             panic!("an http probe expecting 204");
         };
@@ -641,7 +764,7 @@ mod tests {
         let check = c.upstreams[0].health_check.as_ref().expect("check");
         let Probe::Http {
             request: Some(r), ..
-        } = Probe::new(&check.probe, "127.0.0.1:3001")
+        } = Probe::new(&check.probe, "127.0.0.1:3001", None)
         else {
             panic!("an http probe");
         };
@@ -685,6 +808,7 @@ mod tests {
         Probe::Http {
             request: http_request("/healthz", "probe.test").map(Arc::from),
             expect,
+            tls: None,
         }
     }
 
@@ -760,9 +884,53 @@ mod tests {
         let bad_host = Probe::Http {
             request: None,
             expect: 200,
+            tls: None,
         };
         let e = within(GENEROUS, probe(addr, &bad_host)).await;
         assert!(matches!(e, Err(ProbeFailure::InvalidHost)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn tls_probes_fail_on_a_clear_text_answer_and_on_unusable_settings() {
+        // A plain HTTP answer is not a TLS server hello: the handshake fails.
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let _s = tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+            }
+        });
+        let c = config(&format!(
+            r#"target "{addr}"; tls {{ sni "probe.test"; verify #false; }}; health-check {{ http "/healthz"; }}"#
+        ));
+        let Ok(rt) = Runtime::build(Arc::new(c)) else {
+            // No system trust store on this machine: `verify #false` needs one (see
+            // `upstream_tls`); the e2e tests cover TLS probes with a `ca-file`.
+            return;
+        };
+        let tls = rt.upstream_tls[0].as_ref().expect("tls");
+        let cfg = tls.probe_config().map_err(Arc::<str>::from);
+        let t = ProbeTls::new(&cfg, tls.probe_name(0));
+        assert!(matches!(t, ProbeTls::Ready { .. }), "{t:?}");
+        let p = Probe::new(
+            &rt.config.upstreams[0]
+                .health_check
+                .as_ref()
+                .expect("check")
+                .probe,
+            "x",
+            Some(t),
+        );
+        let e = within(GENEROUS, probe(addr, &p)).await;
+        assert!(matches!(e, Err(ProbeFailure::Tls(_))), "{e:?}");
+        assert!(e.is_err_and(|e| e.to_string().starts_with("TLS handshake failed: ")));
+        let unusable = Probe::Http {
+            request: http_request("/", "h").map(Arc::from),
+            expect: 200,
+            tls: Some(ProbeTls::new(&Err(Arc::from("no roots")), None)),
+        };
+        let e = within(GENEROUS, probe(addr, &unusable)).await;
+        assert!(matches!(e, Err(ProbeFailure::TlsSetup(_))), "{e:?}");
     }
 
     #[tokio::test]

@@ -37,10 +37,17 @@
 //!   gets its own `group_key`: a connection verified against one upstream's CAs is never reused
 //!   by an upstream that trusts other CAs.
 //! - **Timeouts.** `connect-ms` bounds TCP connect and TLS handshake together.
+//! - **Health probes.** HTTP health probes of an upstream with `tls` use the same material:
+//!   [`UpstreamTls::probe_config`] builds a rustls client configuration the way Pingora's
+//!   connector builds one for a request (TLS 1.2 and 1.3, the same roots, `verify #false` as a
+//!   verifier that skips chain and name checks but still checks handshake signatures, the
+//!   client certificate, ALPN `http/1.1`), and [`UpstreamTls::probe_name`] is the name a
+//!   request sends and verifies.
 //!
 //! Cost: the CA certificates and the client certificate and key are parsed here once. Pingora
 //! builds a rustls client configuration from them for each new connection (not for a reused
-//! one), which is its per-peer design.
+//! one), which is its per-peer design. Health probes build theirs once per upstream, when the health service
+//! starts.
 
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -52,7 +59,11 @@ use std::sync::Arc;
 use pingora::prelude::HttpPeer;
 use pingora::protocols::tls::CaType;
 use pingora::tls::sign::CertifiedKey;
-use pingora::tls::{CertificateDer, CryptoProvider, PrivateKeyDer, RootCertStore, ServerName};
+use pingora::tls::{
+    CertificateDer, ClientConfig, CryptoProvider, DigitallySignedStruct, HandshakeSignatureValid,
+    PrivateKeyDer, RootCertStore, RusTlsError, ServerCertVerified, ServerCertVerifier, ServerName,
+    SignatureScheme, UnixTime, WebPkiServerVerifier, version,
+};
 use pingora::utils::tls::{CertKey, WrappedX509, parse_x509};
 use zentinel_config::model::{TargetAddr, Upstream, UpstreamTls as TlsConfig};
 
@@ -66,6 +77,8 @@ pub(crate) struct UpstreamTls {
     verify: bool,
     /// The CAs of `ca-file`; `None` uses the connector's (system) roots.
     ca: Option<Arc<CaType>>,
+    /// The trust store requests verify against: the CAs of `ca-file`, else the system roots.
+    roots: Arc<RootCertStore>,
     /// The client certificate chain and key.
     client: Option<Arc<CertKey>>,
     /// Keeps pooled connections apart when the CA lists differ.
@@ -78,6 +91,7 @@ impl fmt::Debug for UpstreamTls {
             .field("names", &self.names)
             .field("verify", &self.verify)
             .field("ca_certificates", &self.ca.as_ref().map(|c| c.len()))
+            .field("roots", &self.roots.len())
             .field("client_certificate", &self.client.is_some())
             .field("group_key", &self.group_key)
             .finish()
@@ -95,6 +109,101 @@ impl UpstreamTls {
         peer.client_cert_key = self.client.clone();
         peer.group_key = self.group_key;
         peer
+    }
+
+    /// The name a request to target `target` sends as SNI and verifies (Pingora's connector
+    /// replaces underscores in the leftmost label of a verified name, so this does too).
+    pub(crate) fn probe_name(&self, target: usize) -> Option<ServerName<'static>> {
+        let name = self.names.get(target)?;
+        let name = match self.verify {
+            true => replace_leftmost_underscore(name).unwrap_or_else(|| name.clone()),
+            false => name.clone(),
+        };
+        ServerName::try_from(name).ok()
+    }
+
+    /// A rustls client configuration equal to the one Pingora's connector builds for a
+    /// request to this upstream; built once per upstream for the health probes.
+    pub(crate) fn probe_config(&self) -> Result<Arc<ClientConfig>, String> {
+        pingora::tls::install_default_crypto_provider();
+        let builder =
+            ClientConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13]);
+        let builder = if self.verify {
+            builder.with_root_certificates(self.roots.clone())
+        } else {
+            let delegate = WebPkiServerVerifier::builder(self.roots.clone())
+                .build()
+                .map_err(|e| format!("cannot build the certificate verifier: {e}"))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(SkipChainAndName(delegate)))
+        };
+        let mut config = match &self.client {
+            None => builder.with_no_client_auth(),
+            Some(k) => {
+                let certs = std::iter::once(k.leaf())
+                    .chain(k.intermediates())
+                    .map(CertificateDer::from)
+                    .collect();
+                let key = PrivateKeyDer::try_from(k.key().clone())
+                    .map_err(|e| format!("unusable client key: {e}"))?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| format!("unusable client certificate: {e}"))?
+            }
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// Pingora's `replace_leftmost_underscore` (private there): `a_b.example.com` →
+/// `a-b.example.com`; `None` when nothing changes.
+fn replace_leftmost_underscore(sni: &str) -> Option<String> {
+    let (leftmost, rest) = sni.split_once('.')?;
+    if !rest.contains('.') || !leftmost.contains('_') {
+        return None;
+    }
+    Some(format!("{}.{rest}", leftmost.replace('_', "-")))
+}
+
+/// `verify #false`, as Pingora's connector does it: the chain and the name are not checked,
+/// the handshake signatures still are (by the WebPKI verifier of the same roots).
+#[derive(Debug)]
+struct SkipChainAndName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for SkipChainAndName {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, RusTlsError> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RusTlsError> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RusTlsError> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
     }
 }
 
@@ -123,9 +232,10 @@ fn prepare_one(
         (Some(cert), Some(key)) => Some(load_client(u, cert, key)?),
         _ => None,
     };
-    if ca.is_none() {
-        system.check(u, t.verify)?;
-    }
+    let (ca, roots) = match ca {
+        Some((ca, roots)) => (Some(ca), roots),
+        None => (None, system.check(u, t.verify)?),
+    };
     let mut h = DefaultHasher::new();
     "zentinel upstream tls".hash(&mut h);
     for c in ca.iter().flat_map(|c| c.iter()) {
@@ -141,6 +251,7 @@ fn prepare_one(
         names,
         verify: t.verify,
         ca,
+        roots,
         client,
         group_key: h.finish(),
     })
@@ -180,21 +291,24 @@ fn names(u: &Upstream, sni: Option<&str>) -> Result<Vec<String>, BuildError> {
         .collect()
 }
 
-/// The outcome of checking the system trust store, done at most once per build.
+/// The system trust store (or why it is unusable), loaded at most once per build.
 #[derive(Default)]
-struct SystemRoots(Option<Result<(), String>>);
+struct SystemRoots(Option<Result<Arc<RootCertStore>, String>>);
 
 impl SystemRoots {
-    fn check(&mut self, u: &Upstream, verify: bool) -> Result<(), BuildError> {
+    fn check(&mut self, u: &Upstream, verify: bool) -> Result<Arc<RootCertStore>, BuildError> {
         let outcome = self.0.get_or_insert_with(|| {
             let mut store = RootCertStore::empty();
             match pingora::tls::load_platform_certs_incl_env_into_store(&mut store) {
                 Err(e) => Err(format!("cannot be loaded ({e})")),
                 Ok(()) if store.is_empty() => Err("holds no certificate".to_owned()),
-                Ok(()) => Ok(()),
+                Ok(()) => Ok(Arc::new(store)),
             }
         });
-        let Err(why) = outcome else { return Ok(()) };
+        let why = match outcome {
+            Ok(store) => return Ok(store.clone()),
+            Err(why) => why,
+        };
         let reason = if verify {
             format!(
                 "without `ca-file` certificates are verified against the system trust store, which {why}; set `ca-file`"
@@ -247,8 +361,8 @@ fn wrap(u: &Upstream, path: &Path, der: Vec<u8>) -> Result<WrappedX509, BuildErr
         .map_err(|_| file_error(u, path, "a certificate cannot be parsed"))
 }
 
-/// The CA bundle of `ca-file`.
-fn load_ca(u: &Upstream, path: &Path) -> Result<Arc<CaType>, BuildError> {
+/// The CA bundle of `ca-file`, as Pingora's per-peer CA list and as a trust store.
+fn load_ca(u: &Upstream, path: &Path) -> Result<(Arc<CaType>, Arc<RootCertStore>), BuildError> {
     let mut roots = RootCertStore::empty();
     let mut certs = Vec::new();
     for (i, (label, der)) in read_pem(u, path)?.into_iter().enumerate() {
@@ -275,7 +389,7 @@ fn load_ca(u: &Upstream, path: &Path) -> Result<Arc<CaType>, BuildError> {
             "the CA bundle holds no PEM certificate",
         ));
     }
-    Ok(Arc::from(certs))
+    Ok((Arc::from(certs), Arc::new(roots)))
 }
 
 /// The client certificate chain of `cert-file` and the private key of `key-file`.
