@@ -9,7 +9,7 @@
     reason = "test code fails loudly"
 )]
 
-mod support;
+pub mod support;
 
 use std::io::{ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};

@@ -11,7 +11,7 @@
 //! no passive health (so only the active checks can take a target out) and no retries (so a
 //! request that meets a broken target fails visibly instead of being retried elsewhere).
 
-mod support;
+pub mod support;
 
 use std::net::SocketAddr;
 use std::time::Duration;

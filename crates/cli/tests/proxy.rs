@@ -7,7 +7,7 @@
     reason = "test code fails loudly"
 )]
 
-mod support;
+pub mod support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

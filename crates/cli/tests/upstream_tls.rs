@@ -11,7 +11,7 @@
     reason = "test code fails loudly"
 )]
 
-mod support;
+pub mod support;
 
 use std::net::SocketAddr;
 use std::process::Command;

@@ -8,35 +8,35 @@ use std::time::{Duration, Instant};
 use super::wire::{self, Bound, Wire};
 
 /// The default bound on connecting plus reading one response.
-pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One response as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Response {
-    pub(crate) status: u16,
+pub struct Response {
+    pub status: u16,
     /// `HTTP/1.1` or `HTTP/1.0`, from the status line.
-    pub(crate) version: String,
+    pub version: String,
     /// Lowercased names, values trimmed, in order.
-    pub(crate) headers: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
     /// The body, chunked encoding removed.
-    pub(crate) body: Vec<u8>,
+    pub body: Vec<u8>,
     /// Statuses of the interim (1xx, other than 101) responses that came before this one.
-    pub(crate) informational: Vec<u16>,
+    pub informational: Vec<u16>,
 }
 
 impl Response {
     /// The first value of header `name` (any case).
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         wire::header(&self.headers, name)
     }
 
     /// Every value of header `name`, one per header line, in order.
-    pub(crate) fn header_all(&self, name: &str) -> Vec<&str> {
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
         wire::header_all(&self.headers, name)
     }
 
     /// The body as (lossy) UTF-8.
-    pub(crate) fn text(&self) -> String {
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
@@ -44,19 +44,19 @@ impl Response {
 /// One client connection, for tests that need several exchanges on it (keep-alive,
 /// `Expect: 100-continue`, pipelining) or want to see when the server closes it.
 #[derive(Debug)]
-pub(crate) struct RawConn {
+pub struct RawConn {
     wire: Wire,
     timeout: Duration,
 }
 
 impl RawConn {
     /// Connects with the default 10 s timeout per operation.
-    pub(crate) fn connect(addr: SocketAddr) -> io::Result<Self> {
+    pub fn connect(addr: SocketAddr) -> io::Result<Self> {
         Self::connect_with_timeout(addr, CLIENT_TIMEOUT)
     }
 
     /// Connects; `timeout` bounds the connect and every later `read_*` call (each separately).
-    pub(crate) fn connect_with_timeout(addr: SocketAddr, timeout: Duration) -> io::Result<Self> {
+    pub fn connect_with_timeout(addr: SocketAddr, timeout: Duration) -> io::Result<Self> {
         let stream = TcpStream::connect_timeout(&addr, timeout)?;
         stream.set_write_timeout(Some(timeout))?;
         let _ = stream.set_nodelay(true);
@@ -64,24 +64,24 @@ impl RawConn {
         Ok(Self { wire, timeout })
     }
 
-    pub(crate) fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.wire.stream.write_all(bytes)?;
         self.wire.stream.flush()
     }
 
     /// Closes the sending side (the server sees end of input); reading still works.
-    pub(crate) fn shutdown_write(&mut self) -> io::Result<()> {
+    pub fn shutdown_write(&mut self) -> io::Result<()> {
         self.wire.stream.shutdown(std::net::Shutdown::Write)
     }
 
     /// The next final response (interim 1xx ones go into `informational`), framed as a
     /// response to a non-HEAD request.
-    pub(crate) fn read_response(&mut self) -> io::Result<Response> {
+    pub fn read_response(&mut self) -> io::Result<Response> {
         self.read_response_to("GET")
     }
 
     /// The next final response to a request with `method` (a `HEAD` response has no body).
-    pub(crate) fn read_response_to(&mut self, method: &str) -> io::Result<Response> {
+    pub fn read_response_to(&mut self, method: &str) -> io::Result<Response> {
         self.arm();
         let mut informational = Vec::new();
         loop {
@@ -97,14 +97,14 @@ impl RawConn {
 
     /// The next response of any kind, 1xx included (e.g. to see `100 Continue` before
     /// sending a body).
-    pub(crate) fn read_next(&mut self) -> io::Result<Response> {
+    pub fn read_next(&mut self) -> io::Result<Response> {
         self.arm();
         self.read_one("GET")
     }
 
     /// Whether the server closes (or resets) the connection within `within`, with no further
     /// bytes sent. Returns `false` when it stays open or sends data.
-    pub(crate) fn closed_by_peer(&mut self, within: Duration) -> bool {
+    pub fn closed_by_peer(&mut self, within: Duration) -> bool {
         if !self.wire.buf.is_empty() {
             return false;
         }
@@ -169,12 +169,12 @@ fn method_of(request: &[u8]) -> String {
 /// One connection: writes `request` as is and reads one final response (Content-Length,
 /// chunked, or until close), all within 10 s. An error when the server closes without a
 /// status line, resets, times out or answers something that is not HTTP.
-pub(crate) fn send_raw(addr: SocketAddr, request: &[u8]) -> io::Result<Response> {
+pub fn send_raw(addr: SocketAddr, request: &[u8]) -> io::Result<Response> {
     send_raw_with_timeout(addr, request, CLIENT_TIMEOUT)
 }
 
 /// [`send_raw`] with another bound.
-pub(crate) fn send_raw_with_timeout(
+pub fn send_raw_with_timeout(
     addr: SocketAddr,
     request: &[u8],
     timeout: Duration,
@@ -185,7 +185,7 @@ pub(crate) fn send_raw_with_timeout(
 }
 
 /// `GET path` with `Host: host` and `Connection: close`; panics on any I/O error.
-pub(crate) fn get(addr: SocketAddr, host: &str, path: &str) -> Response {
+pub fn get(addr: SocketAddr, host: &str, path: &str) -> Response {
     request(addr, "GET", host, path, &[], b"")
 }
 
@@ -193,7 +193,7 @@ pub(crate) fn get(addr: SocketAddr, host: &str, path: &str) -> Response {
 /// `Content-Length` when the body is non-empty and `headers` has neither Content-Length nor
 /// Transfer-Encoding, then `Connection: close` unless `headers` has a Connection header.
 /// Panics on any I/O error.
-pub(crate) fn request(
+pub fn request(
     addr: SocketAddr,
     method: &str,
     host: &str,

@@ -2,13 +2,12 @@
 //! HTTP client and the proxy as a child process. Loopback and ephemeral ports only; every wait
 //! is bounded.
 //!
-//! Blocking std threads and sockets, no async runtime. Each integration test file that says
-//! `mod support;` compiles this module on its own, hence the `dead_code` allowance.
-
-#![allow(dead_code, reason = "shared by several test files; each uses a part")]
+//! Blocking std threads and sockets, no async runtime. Each integration test file declares
+//! `pub mod support;`: the harness is part of that test crate's public surface, so the parts
+//! a given file does not use are not dead code.
 
 mod client;
-pub(crate) mod pki;
+pub mod pki;
 mod proxy;
 mod upstream;
 mod wire;
@@ -16,20 +15,14 @@ mod wire;
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-// The same reason as `dead_code` above: a test file that uses only the mock leaves the
-// client's re-exports unused, and so on.
-#[allow(
-    unused_imports,
-    reason = "shared by several test files; each uses a part"
-)]
-pub(crate) use self::{
+pub use self::{
     client::{CLIENT_TIMEOUT, RawConn, Response, get, request, send_raw, send_raw_with_timeout},
     proxy::{Proxy, START_TIMEOUT},
     upstream::{Behaviour, MockUpstream, RecordedRequest},
 };
 
 /// A port on 127.0.0.1 that was free a moment ago (bound to port 0, read, released).
-pub(crate) fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")
@@ -37,12 +30,12 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// `127.0.0.1:<free_port()>`.
-pub(crate) fn free_addr() -> SocketAddr {
+pub fn free_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
 /// Polls `f` every 20 ms until it returns true; panics naming `what` after `timeout`.
-pub(crate) fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     loop {
         if f() {

@@ -6,10 +6,10 @@ use rcgen::{
 };
 
 /// A self-signed CA that can sign leaf certificates.
-pub(crate) type TestCa = CertifiedIssuer<'static, KeyPair>;
+pub type TestCa = CertifiedIssuer<'static, KeyPair>;
 
 /// A new CA called `name`.
-pub(crate) fn ca(name: &str) -> TestCa {
+pub fn ca(name: &str) -> TestCa {
     let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.distinguished_name.push(DnType::CommonName, name);
@@ -18,7 +18,7 @@ pub(crate) fn ca(name: &str) -> TestCa {
 
 /// A certificate for `names` signed by `issuer` (a client certificate when `client`), and its
 /// key: `(certificate PEM, key PEM)`.
-pub(crate) fn leaf(issuer: &TestCa, names: &[&str], client: bool) -> (String, String) {
+pub fn leaf(issuer: &TestCa, names: &[&str], client: bool) -> (String, String) {
     let sans: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
     let mut p = CertificateParams::new(sans).expect("leaf params");
     p.distinguished_name.push(DnType::CommonName, names[0]);
@@ -31,14 +31,15 @@ pub(crate) fn leaf(issuer: &TestCa, names: &[&str], client: bool) -> (String, St
 }
 
 /// Named PEM files for a test's temp directory.
-pub(crate) struct Pki {
+#[derive(Debug)]
+pub struct Pki {
     /// `(file name, PEM text)`.
-    pub(crate) files: Vec<(String, String)>,
+    pub files: Vec<(String, String)>,
 }
 
 impl Pki {
     /// The files as `Proxy::start_with_files` takes them.
-    pub(crate) fn files(&self) -> Vec<(&str, &str)> {
+    pub fn files(&self) -> Vec<(&str, &str)> {
         self.files
             .iter()
             .map(|(a, b)| (a.as_str(), b.as_str()))

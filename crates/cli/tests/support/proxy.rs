@@ -9,11 +9,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// How long the binary may take to start listening, or to exit when it is expected to fail.
-pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running `zentinel run -c <dir>/zentinel.kdl`; killed (SIGKILL) and reaped on drop.
 #[derive(Debug)]
-pub(crate) struct Proxy {
+pub struct Proxy {
     dir: tempfile::TempDir,
     child: Child,
 }
@@ -64,17 +64,13 @@ impl Proxy {
     ///
     /// Readiness is probed by connecting, so the proxy sees one short-lived connection per
     /// listener address before the test's own traffic.
-    pub(crate) fn start(config: &str, listen: &[SocketAddr]) -> Self {
+    pub fn start(config: &str, listen: &[SocketAddr]) -> Self {
         Self::start_with_files(config, &[], listen)
     }
 
     /// [`Proxy::start`], first writing `files` (relative name, contents) into the directory
     /// (for includes, certificates...); the proxy's working directory is that directory.
-    pub(crate) fn start_with_files(
-        config: &str,
-        files: &[(&str, &str)],
-        listen: &[SocketAddr],
-    ) -> Self {
+    pub fn start_with_files(config: &str, files: &[(&str, &str)], listen: &[SocketAddr]) -> Self {
         let (dir, child) = spawn(config, files);
         let mut proxy = Self { dir, child };
         proxy.wait_listening(listen);
@@ -109,7 +105,7 @@ impl Proxy {
 
     /// Runs the binary on a configuration expected not to start and returns its exit code and
     /// stderr once it exits. Panics if it is still running after 30 s.
-    pub(crate) fn fail_to_start(config: &str) -> (Option<i32>, String) {
+    pub fn fail_to_start(config: &str) -> (Option<i32>, String) {
         let (dir, child) = spawn(config, &[]);
         let mut proxy = Self { dir, child };
         match proxy.wait_exit(START_TIMEOUT) {
@@ -122,27 +118,27 @@ impl Proxy {
     }
 
     /// The temp directory holding `zentinel.kdl`, `stdout.log` and `stderr.log`.
-    pub(crate) fn dir(&self) -> &Path {
+    pub fn dir(&self) -> &Path {
         self.dir.path()
     }
 
-    pub(crate) fn config_path(&self) -> PathBuf {
+    pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("zentinel.kdl")
     }
 
     /// Writes (or overwrites) a file in the directory, e.g. a new `zentinel.kdl` before a
     /// reload signal.
-    pub(crate) fn write_file(&self, name: &str, contents: &str) {
+    pub fn write_file(&self, name: &str, contents: &str) {
         write_in(self.dir.path(), name, contents);
     }
 
-    pub(crate) fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Sends signal `sig` (by number: 1 HUP, 2 INT, 3 QUIT, 9 KILL, 10 USR1, 12 USR2, 15 TERM;
     /// others passed as a number) with the `kill` command. Panics if `kill` fails.
-    pub(crate) fn signal(&self, sig: i32) {
+    pub fn signal(&self, sig: i32) {
         let name = match sig {
             1 => Some("HUP"),
             2 => Some("INT"),
@@ -167,7 +163,7 @@ impl Proxy {
     }
 
     /// Waits (polling every 20 ms) up to `timeout` for the process to exit.
-    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("proxy: try_wait") {
@@ -181,17 +177,17 @@ impl Proxy {
     }
 
     /// Everything the process wrote to stderr so far.
-    pub(crate) fn stderr(&self) -> String {
+    pub fn stderr(&self) -> String {
         read_log(self.dir.path(), "stderr.log")
     }
 
     /// Everything the process wrote to stdout so far.
-    pub(crate) fn stdout(&self) -> String {
+    pub fn stdout(&self) -> String {
         read_log(self.dir.path(), "stdout.log")
     }
 
     /// Waits until stderr contains `needle`; panics with the stderr after `timeout`.
-    pub(crate) fn wait_stderr(&self, needle: &str, timeout: Duration) {
+    pub fn wait_stderr(&self, needle: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while !self.stderr().contains(needle) {
             assert!(

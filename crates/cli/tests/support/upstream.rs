@@ -14,33 +14,33 @@ use super::wire::{self, Bound, Wire};
 
 /// One request as the mock received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RecordedRequest {
-    pub(crate) method: String,
+pub struct RecordedRequest {
+    pub method: String,
     /// The request target exactly as sent (`/path?query`, or absolute-form).
-    pub(crate) path: String,
+    pub path: String,
     /// `HTTP/1.1` or `HTTP/1.0`.
-    pub(crate) version: String,
+    pub version: String,
     /// Lowercased names, values trimmed, in the order received.
-    pub(crate) headers: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
     /// The body, chunked encoding removed.
-    pub(crate) body: Vec<u8>,
+    pub body: Vec<u8>,
 }
 
 impl RecordedRequest {
     /// The first value of header `name` (any case).
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         wire::header(&self.headers, name)
     }
 
     /// Every value of header `name`, one per header line, in order.
-    pub(crate) fn header_all(&self, name: &str) -> Vec<&str> {
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
         wire::header_all(&self.headers, name)
     }
 }
 
 /// How the mock treats the next request (or, for `CloseImmediately`, the next connection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum Behaviour {
+pub enum Behaviour {
     /// Answer normally.
     #[default]
     Respond,
@@ -85,7 +85,7 @@ struct Run {
 /// By default every request gets `200` with body `upstream=<name> path=<target>\n` and the
 /// headers `content-type: text/plain` and `x-upstream: <name>`.
 #[derive(Debug)]
-pub(crate) struct MockUpstream {
+pub struct MockUpstream {
     addr: SocketAddr,
     shared: Arc<Shared>,
     running: Mutex<Option<(Arc<Run>, JoinHandle<()>)>>,
@@ -97,7 +97,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl MockUpstream {
     /// Starts listening on an ephemeral port of 127.0.0.1.
-    pub(crate) fn start(name: &str) -> Self {
+    pub fn start(name: &str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("mock upstream: bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("mock upstream: local_addr");
         let shared = Arc::new(Shared {
@@ -121,64 +121,64 @@ impl MockUpstream {
         mock
     }
 
-    pub(crate) fn addr(&self) -> SocketAddr {
+    pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// The status of every later response (the body stays the same).
-    pub(crate) fn set_status(&self, status: u16) {
+    pub fn set_status(&self, status: u16) {
         lock(&self.shared.settings).status = status;
     }
 
-    pub(crate) fn set_behaviour(&self, b: Behaviour) {
+    pub fn set_behaviour(&self, b: Behaviour) {
         lock(&self.shared.settings).behaviour = b;
     }
 
     /// Sets an extra header on every later response, replacing an earlier value of the same
     /// name; `content-type` and `x-upstream` replace the defaults. (`content-length` is always
     /// computed and cannot be overridden.)
-    pub(crate) fn set_response_header(&self, name: &str, value: &str) {
+    pub fn set_response_header(&self, name: &str, value: &str) {
         let mut s = lock(&self.shared.settings);
         s.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         s.headers.push((name.to_owned(), value.to_owned()));
     }
 
     /// Adds one more header line (for repeated headers such as `set-cookie`).
-    pub(crate) fn add_response_header(&self, name: &str, value: &str) {
+    pub fn add_response_header(&self, name: &str, value: &str) {
         lock(&self.shared.settings)
             .headers
             .push((name.to_owned(), value.to_owned()));
     }
 
-    pub(crate) fn clear_response_headers(&self) {
+    pub fn clear_response_headers(&self) {
         lock(&self.shared.settings).headers.clear();
     }
 
     /// A fixed body for every later response; `None` goes back to the default body.
-    pub(crate) fn set_body(&self, body: Option<&[u8]>) {
+    pub fn set_body(&self, body: Option<&[u8]>) {
         lock(&self.shared.settings).body = body.map(<[u8]>::to_vec);
     }
 
     /// Requests fully received (head and body), whatever the behaviour did afterwards.
-    pub(crate) fn hits(&self) -> usize {
+    pub fn hits(&self) -> usize {
         self.shared.hits.load(Ordering::SeqCst)
     }
 
     /// TCP connections accepted.
-    pub(crate) fn connections(&self) -> usize {
+    pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
+    pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.requests).clone()
     }
 
-    pub(crate) fn last_request(&self) -> Option<RecordedRequest> {
+    pub fn last_request(&self) -> Option<RecordedRequest> {
         lock(&self.shared.requests).last().cloned()
     }
 
     /// Forgets the recorded requests and sets both counters back to zero.
-    pub(crate) fn reset(&self) {
+    pub fn reset(&self) {
         let mut reqs = lock(&self.shared.requests);
         reqs.clear();
         self.shared.hits.store(0, Ordering::SeqCst);
@@ -187,7 +187,7 @@ impl MockUpstream {
 
     /// Closes the listener and every connection and waits (bounded) for the threads; later
     /// connects are refused. Does nothing when already stopped.
-    pub(crate) fn stop(&self) {
+    pub fn stop(&self) {
         let Some((run, acceptor)) = lock(&self.running).take() else {
             return;
         };
@@ -210,7 +210,7 @@ impl MockUpstream {
 
     /// Listens again on the same port (stopping first if running), retrying the bind for up
     /// to 5 s. Counters and recorded requests are kept.
-    pub(crate) fn restart(&self) {
+    pub fn restart(&self) {
         self.stop();
         let deadline = Instant::now() + Duration::from_secs(5);
         let listener = loop {

@@ -27,9 +27,9 @@ pub(crate) enum Bound {
 /// A buffered, bounded reader over one connection.
 #[derive(Debug)]
 pub(crate) struct Wire {
-    pub(crate) stream: TcpStream,
-    pub(crate) buf: Vec<u8>,
-    pub(crate) bound: Bound,
+    pub stream: TcpStream,
+    pub buf: Vec<u8>,
+    pub bound: Bound,
 }
 
 pub(crate) fn invalid(msg: impl Into<String>) -> io::Error {
@@ -186,8 +186,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// A parsed head: the start line and the headers with lowercased names, in order.
 #[derive(Debug)]
 pub(crate) struct Head {
-    pub(crate) start: String,
-    pub(crate) headers: Vec<(String, String)>,
+    pub start: String,
+    pub headers: Vec<(String, String)>,
 }
 
 pub(crate) fn parse_head(raw: &[u8]) -> Head {
