@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 
 use crate::diagnostic::{Code, Problem, Sink, Span, suggestion};
-use crate::schema::{BlockSchema, Form, KeySchema};
+use crate::schema::{BlockSchema, Default, Form, KeySchema};
 use crate::source::{SourceId, SourceSet};
 
 /// An enum written as one of a fixed set of strings.
@@ -295,6 +295,15 @@ impl<'a> Reader<'a> {
 
     fn problem(&self, code: Code, span: Span, message: String) -> Problem {
         Problem::new(code, Some(span), message)
+    }
+
+    /// The value of absent key `k`: reports it when required, else maps its default.
+    fn absent<T>(&self, k: &KeySchema, default: impl FnOnce(Default) -> Option<T>) -> Option<T> {
+        if k.default == Default::Required {
+            self.missing(k);
+            return None;
+        }
+        default(k.default)
     }
 
     fn missing(&self, key: &KeySchema) {

@@ -104,7 +104,7 @@ pub async fn respond(
     detail: &str,
     route: Option<&str>,
     request_id: &str,
-    request_id_header: &str,
+    request_id_header: &http::HeaderName,
     close: bool,
 ) -> Result<()> {
     let mut body = format!("{status} {}: {detail}\n", reason_phrase(status));
@@ -116,7 +116,7 @@ pub async fn respond(
     resp.insert_header("content-type", "text/plain; charset=utf-8")?;
     resp.insert_header("content-length", body.len().to_string())?;
     resp.insert_header("cache-control", "no-store")?;
-    resp.insert_header(request_id_header.to_owned(), request_id)?;
+    resp.insert_header(request_id_header, request_id)?;
     if close {
         resp.insert_header("connection", "close")?;
         session.set_keepalive(None);

@@ -71,13 +71,14 @@ pub(crate) struct Ctx {
 }
 
 impl Zentinel {
-    fn request_id_header<'a>(&self, ctx: &'a Ctx) -> &'a str {
-        &ctx.rt.config.server.request_id_header
+    fn request_id_header(&self, ctx: &Ctx) -> http::HeaderName {
+        // A cheap clone of the name parsed when the runtime was built.
+        ctx.rt.request_id_header.clone()
     }
 
     async fn refuse(&self, session: &mut Session, ctx: &mut Ctx, why: Refusal) -> Result<bool> {
         let route = ctx.route.map(|i| ctx.rt.config.routes[i].id.to_string());
-        let header = self.request_id_header(ctx).to_owned();
+        let header = self.request_id_header(ctx);
         let close = !matches!(why, Refusal::NoRoute | Refusal::Overloaded);
         respond(
             session,
@@ -404,7 +405,7 @@ impl ProxyHttp for Zentinel {
         if let Some(f) = &ctx.forwarding {
             f.apply(req, proto, host.as_deref());
         }
-        let header = self.request_id_header(ctx).to_owned();
+        let header = self.request_id_header(ctx);
         req.insert_header(header, ctx.request_id.as_str())?;
         if let Some(route) = ctx.route {
             apply_policy(&ctx.rt.config.routes[route].request_headers, req);
@@ -424,7 +425,7 @@ impl ProxyHttp for Zentinel {
                 ctx.attempt.failed = true;
             }
         }
-        let header = self.request_id_header(ctx).to_owned();
+        let header = self.request_id_header(ctx);
         resp.insert_header(header, ctx.request_id.as_str())?;
         resp.remove_header("server");
         Ok(())
@@ -464,7 +465,7 @@ impl ProxyHttp for Zentinel {
                 (_, 504) => "the upstream did not answer in time",
                 _ => "the request could not be processed",
             };
-            let header = self.request_id_header(ctx).to_owned();
+            let header = self.request_id_header(ctx);
             let detail = detail.to_owned();
             if let Err(err) = respond(
                 session,

@@ -45,6 +45,8 @@ pub struct Runtime {
     pub(crate) upstream_tls: Vec<Option<UpstreamTls>>,
     /// Requests being processed now, across listeners.
     pub in_flight: AtomicUsize,
+    /// The request-ID header name, parsed once.
+    pub request_id_header: http::HeaderName,
 }
 
 impl Runtime {
@@ -67,6 +69,10 @@ impl Runtime {
             .iter()
             .map(|l| RouteMatcher::for_listener(&config, l))
             .collect();
+        // Validated as a header name by the config crate; parsed once here.
+        let request_id_header =
+            http::HeaderName::from_bytes(config.server.request_id_header.as_bytes())
+                .map_err(|e| BuildError::Internal(format!("request-id-header: {e}")))?;
         Ok(Self {
             config,
             matchers,
@@ -74,6 +80,7 @@ impl Runtime {
             pools,
             upstream_tls,
             in_flight: AtomicUsize::new(0),
+            request_id_header,
         })
     }
 

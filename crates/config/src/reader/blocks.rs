@@ -37,8 +37,8 @@ impl<'a> Reader<'a> {
             debug_assert!(false, "{} is not a block", k.name);
             return Vec::new();
         };
-        if slots.is_empty() && k.default == Default::Required {
-            self.missing(k);
+        if slots.is_empty() {
+            self.absent(k, |_| Some(()));
         }
         let mut out = Vec::new();
         for slot in slots {
@@ -117,8 +117,8 @@ impl<'a> Reader<'a> {
             debug_assert!(false, "{} is not a named block", k.name);
             return Vec::new();
         };
-        if slots.is_empty() && k.default == Default::Required {
-            self.missing(k);
+        if slots.is_empty() {
+            self.absent(k, |_| Some(()));
         }
         let mut out = Vec::new();
         for slot in slots {

@@ -69,14 +69,10 @@ impl<'a> Reader<'a> {
             return None;
         };
         let Some(slot) = slot else {
-            return match k.default {
+            return self.absent(k, |d| match d {
                 Default::Int(v) => Some(v),
-                Default::Required => {
-                    self.missing(k);
-                    None
-                }
                 _ => None,
-            };
+            });
         };
         let (v, span) = self.single(k, &slot)?;
         match v {
@@ -144,14 +140,10 @@ impl<'a> Reader<'a> {
     pub(crate) fn bool(&self, key: &str) -> Option<bool> {
         let (k, slot) = self.one(key)?;
         let Some(slot) = slot else {
-            return match k.default {
+            return self.absent(k, |d| match d {
                 Default::Bool(b) => Some(b),
-                Default::Required => {
-                    self.missing(k);
-                    None
-                }
                 _ => None,
-            };
+            });
         };
         let (v, span) = self.single(k, &slot)?;
         match v {
@@ -213,17 +205,13 @@ impl<'a> Reader<'a> {
     pub(crate) fn string(&self, key: &str) -> Option<Spanned<String>> {
         let (k, slot) = self.one(key)?;
         let Some(slot) = slot else {
-            return match k.default {
+            return self.absent(k, |d| match d {
                 Default::Str(s) => Some(Spanned {
                     value: s.to_owned(),
                     span: None,
                 }),
-                Default::Required => {
-                    self.missing(k);
-                    None
-                }
                 _ => None,
-            };
+            });
         };
         let (v, span) = self.single(k, &slot)?;
         match v {
@@ -302,17 +290,13 @@ impl<'a> Reader<'a> {
             return None;
         };
         if slots.is_empty() {
-            return match k.default {
-                Default::Required => {
-                    self.missing(k);
-                    None
-                }
+            return self.absent(k, |d| match d {
                 Default::Str(d) => Some(vec![Spanned {
                     value: d.to_owned(),
                     span: None,
                 }]),
                 _ => Some(Vec::new()),
-            };
+            });
         }
         let mut out = Vec::new();
         let mut ok = true;
