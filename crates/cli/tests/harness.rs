@@ -291,7 +291,7 @@ fn bad_requests_get_400() {
 
 /// Serves one canned response on an ad hoc listener, for client parsing tests.
 fn canned(response: &'static [u8]) -> std::net::SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let l = support::bind_loopback();
     let addr = l.local_addr().unwrap();
     thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();

@@ -366,7 +366,7 @@ routes { route "r" { upstream "u"; filters "waf"; } }"#,
 
 #[test]
 fn a_taken_address_is_reported_by_listener() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = support::bind_loopback();
     let addr = taken.local_addr().unwrap();
     let (code, err) = Proxy::fail_to_start(&format!(
         r#"listeners {{ listener "web" {{ address "{addr}"; }} }}
@@ -498,7 +498,7 @@ routes {{ route "r" {{ upstream "u"; }} }}"#,
 /// A one-connection WebSocket "server": answers the upgrade with 101, then echoes bytes.
 fn websocket_echo() -> SocketAddr {
     use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = support::bind_loopback();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         let Ok((mut s, _)) = listener.accept() else {

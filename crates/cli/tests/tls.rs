@@ -148,20 +148,22 @@ fn optional_client_certificates() {
         &pki,
         r#"client-auth "optional" { ca-file "client-ca.crt"; }"#,
     );
+    let (code, out, err) = curl(p.dir(), addr, "api.example.com", &[]);
     assert_eq!(
-        curl(p.dir(), addr, "api.example.com", &[]).0,
-        0,
-        "without a certificate"
+        (code, out.as_str()),
+        (0, "200 2 0"),
+        "without a certificate: {err}"
+    );
+    let (code, out, err) = curl(
+        p.dir(),
+        addr,
+        "api.example.com",
+        &["--cert", "client.crt", "--key", "client.key"],
     );
     assert_eq!(
-        curl(
-            p.dir(),
-            addr,
-            "api.example.com",
-            &["--cert", "client.crt", "--key", "client.key"]
-        )
-        .0,
-        0
+        (code, out.as_str()),
+        (0, "200 2 0"),
+        "with a certificate: {err}"
     );
 }
 

@@ -135,6 +135,9 @@ fn server_conf(config: &Config) -> ServerConf {
 }
 
 /// Fails early, with the listener's name, when an address cannot be bound.
+///
+/// The probe socket is bound but never listens: a client connecting during the check is
+/// refused rather than accepted into a backlog that disappears a moment later.
 fn check_binds(config: &Config, demo: Option<SocketAddr>) -> Result<(), ServeError> {
     let addrs = config
         .listeners
@@ -142,13 +145,24 @@ fn check_binds(config: &Config, demo: Option<SocketAddr>) -> Result<(), ServeErr
         .map(|l| (l.id.to_string(), l.address))
         .chain(demo.map(|a| ("demo upstream".to_owned(), a)));
     for (name, addr) in addrs {
-        std::net::TcpListener::bind(addr).map_err(|e| ServeError::Bind {
+        probe_bind(addr).map_err(|e| ServeError::Bind {
             listener: name,
             address: addr,
             source: e,
         })?;
     }
     Ok(())
+}
+
+fn probe_bind(addr: SocketAddr) -> std::io::Result<()> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As the real listener does: sockets of earlier connections in TIME_WAIT do not count.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)
 }
 
 /// SIGTERM, SIGINT and SIGQUIT drain then stop; SIGHUP is acknowledged and ignored (it must

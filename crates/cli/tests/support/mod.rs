@@ -12,7 +12,9 @@ mod proxy;
 mod upstream;
 mod wire;
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use self::{
@@ -21,12 +23,32 @@ pub use self::{
     upstream::{Behaviour, MockUpstream, RecordedRequest},
 };
 
-/// A port on 127.0.0.1 that was free a moment ago (bound to port 0, read, released).
+/// Ports this test process has handed out. A port released by `free_port` stays reserved so
+/// that no later `free_port` or `bind_loopback` of a test running in parallel gets it too —
+/// a shared port would let one test's proxy answer another test's client.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A listener on an ephemeral port of 127.0.0.1 that no other part of this test process has
+/// been given.
+pub fn bind_loopback() -> TcpListener {
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    // Collisions are held open until a fresh port is found, so the kernel cannot offer them
+    // again in the meantime.
+    let mut collisions = Vec::new();
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local_addr").port();
+        if handed_out.insert(port) {
+            return listener;
+        }
+        collisions.push(listener);
+    }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago and that no other part of this test
+/// process has been given.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    bind_loopback().local_addr().expect("local_addr").port()
 }
 
 /// `127.0.0.1:<free_port()>`.

@@ -98,7 +98,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl MockUpstream {
     /// Starts listening on an ephemeral port of 127.0.0.1.
     pub fn start(name: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("mock upstream: bind 127.0.0.1:0");
+        let listener = super::bind_loopback();
         let addr = listener.local_addr().expect("mock upstream: local_addr");
         let shared = Arc::new(Shared {
             name: name.to_owned(),
