@@ -33,6 +33,10 @@ pub enum ProtocolError {
         /// What the decoder objected to.
         detail: String,
     },
+    /// A well-formed message that is not allowed here: in this direction (an agent sending
+    /// an event), or at this point (anything but the handshake first, a second handshake).
+    #[error("unexpected {0} message")]
+    Unexpected(MessageType),
     /// A message could not be serialized (for example a map key that MessagePack or JSON
     /// cannot represent). Our fault, not the peer's.
     #[error("cannot encode {message_type}: {detail}")]

@@ -8,13 +8,67 @@
 //! - [`encoding`]: JSON and MessagePack payloads, and [`Body`] (base64 in JSON).
 //! - [`message`]: one type per message, and [`Message`], which converts frames to values.
 //! - [`error`]: [`ProtocolError`], the one error of this layer.
+//! - `client` (feature `client`): `AgentClient`, the proxy's multiplexed connections to one
+//!   agent.
+//! - `sdk` and `server` (feature `server`): the Rust agent SDK — implement `Agent`, call
+//!   `serve_path`.
 //!
-//! The core has no async runtime and does no I/O.
+//! Without features the crate has no async runtime and does no I/O.
+//!
+//! # Writing an agent
+//!
+//! An agent that refuses `/admin` with 403 and tags every other request:
+//!
+//! ```no_run
+//! # #[cfg(feature = "server")]
+//! # mod example {
+//! use std::sync::Arc;
+//!
+//! use zentinel_agent_protocol::{
+//!     Agent, AgentResponse, Capabilities, HeaderOp, RequestHeaders, event_kind, serve_path,
+//! };
+//!
+//! struct AdminGate;
+//!
+//! impl Agent for AdminGate {
+//!     fn capabilities(&self) -> Capabilities {
+//!         Capabilities::new("admin-gate", [event_kind::REQUEST_HEADERS])
+//!     }
+//!
+//!     async fn on_request_headers(&self, event: RequestHeaders) -> AgentResponse {
+//!         if event.uri == "/admin" || event.uri.starts_with("/admin/") {
+//!             AgentResponse::block(event.correlation_id, 403, "Forbidden")
+//!         } else {
+//!             AgentResponse::allow(event.correlation_id)
+//!                 .with_request_header(HeaderOp::set("x-admin-gate", "passed"))
+//!         }
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! pub async fn main() -> std::io::Result<()> {
+//!     serve_path("/run/zentinel/admin-gate.sock", Arc::new(AdminGate)).await
+//! }
+//! # }
+//! # fn main() {}
+//! ```
+//!
+//! Point the proxy at it with `agents { agent "admin-gate" { transport { unix-socket
+//! "/run/zentinel/admin-gate.sock" } events "request-headers" } }` and list it in a route's
+//! `filters`.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod encoding;
 pub mod error;
 pub mod frame;
 pub mod message;
+#[cfg(feature = "server")]
+pub mod sdk;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(any(feature = "client", feature = "server"))]
+mod transport;
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 2;
@@ -35,3 +89,10 @@ pub use message::event::{
 pub use message::handshake::{
     Capabilities, Features, HandshakeRequest, HandshakeResponse, Limits, event_kind,
 };
+
+#[cfg(feature = "client")]
+pub use client::{AgentClient, CallError, ClientConfig, ClientStats};
+#[cfg(feature = "server")]
+pub use sdk::{Agent, ServeOptions};
+#[cfg(feature = "server")]
+pub use server::{bind, serve, serve_path, serve_with};
