@@ -61,6 +61,22 @@ impl AccessLog {
             "bytes_out": session.body_bytes_sent(),
             "error": e.map(|e| e.etype().as_str()),
         });
+        let mut line = line;
+        if !ctx.agents.calls.is_empty() {
+            line["agents"] = ctx
+                .agents
+                .calls
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "agent": rt.agents.list[c.agent].config.id.as_str(),
+                        "event": c.event,
+                        "outcome": c.outcome,
+                        "ms": c.latency.as_secs_f64() * 1000.0,
+                    })
+                })
+                .collect();
+        }
         let text = match self.format {
             LogFormat::Json => line.to_string(),
             LogFormat::Text => text_line(&line),

@@ -107,24 +107,63 @@ pub async fn respond(
     request_id_header: &http::HeaderName,
     close: bool,
 ) -> Result<()> {
+    let reply = Answer {
+        status,
+        body: explanation(status, detail, route, request_id),
+        headers: &[],
+        close,
+    };
+    answer(session, &reply, request_id, request_id_header).await
+}
+
+/// The short plain-text body of proxy-generated responses.
+pub fn explanation(status: u16, detail: &str, route: Option<&str>, request_id: &str) -> Bytes {
     let mut body = format!("{status} {}: {detail}\n", reason_phrase(status));
     if let Some(r) = route {
         body.push_str(&format!("route: {r}\n"));
     }
     body.push_str(&format!("request-id: {request_id}\n"));
-    let mut resp = ResponseHeader::build(status, Some(4))?;
-    resp.insert_header("content-type", "text/plain; charset=utf-8")?;
-    resp.insert_header("content-length", body.len().to_string())?;
-    resp.insert_header("cache-control", "no-store")?;
+    Bytes::from(body)
+}
+
+/// A complete response written by the proxy itself.
+#[derive(Debug)]
+pub struct Answer<'a> {
+    /// Its status.
+    pub status: u16,
+    /// Its body (plain text unless `headers` names another content type).
+    pub body: Bytes,
+    /// Extra headers.
+    pub headers: &'a [(http::HeaderName, http::HeaderValue)],
+    /// Whether the connection is closed after it.
+    pub close: bool,
+}
+
+/// Writes `a`, with the request ID header and no caching.
+pub async fn answer(
+    session: &mut Session,
+    a: &Answer<'_>,
+    request_id: &str,
+    request_id_header: &http::HeaderName,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(a.status, Some(5 + a.headers.len()))?;
+    for (name, value) in a.headers {
+        resp.append_header(name.clone(), value.clone())?;
+    }
+    if !resp.headers.contains_key(http::header::CONTENT_TYPE) {
+        resp.insert_header("content-type", "text/plain; charset=utf-8")?;
+    }
+    resp.insert_header("content-length", a.body.len().to_string())?;
+    if !resp.headers.contains_key(http::header::CACHE_CONTROL) {
+        resp.insert_header("cache-control", "no-store")?;
+    }
     resp.insert_header(request_id_header, request_id)?;
-    if close {
+    if a.close {
         resp.insert_header("connection", "close")?;
         session.set_keepalive(None);
     }
     session.write_response_header(Box::new(resp), false).await?;
-    session
-        .write_response_body(Some(Bytes::from(body)), true)
-        .await
+    session.write_response_body(Some(a.body.clone()), true).await
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //! state. This crate never parses configuration text; it only sees the validated model.
 
 mod access_log;
+mod agents;
+mod audit;
 mod connections;
 mod demo;
 mod dns;

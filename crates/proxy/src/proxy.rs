@@ -1,5 +1,8 @@
 //! The `ProxyHttp` implementation: one instance per listener, each phase a short step over
-//! state prepared when the configuration was loaded.
+//! state prepared when the configuration was loaded. The agent steps are in
+//! [`agent_phases`].
+
+mod agent_phases;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +17,10 @@ use zentinel_config::matcher::Request;
 use zentinel_config::model::{HashKey, RetryOn};
 
 use crate::access_log::AccessLog;
+use crate::agents::body::{BodyState, Direction};
+use crate::agents::event;
+use crate::agents::verdict::{self, AgentState};
+use crate::audit::AuditLog;
 use crate::errors::{Refusal, respond, status_of};
 use crate::forwarding::{Forwarding, apply_policy, new_request_id};
 use crate::limits;
@@ -32,6 +39,8 @@ pub(crate) struct Zentinel {
     pub draining: Arc<AtomicBool>,
     /// Where access log lines go.
     pub access_log: Arc<AccessLog>,
+    /// Where security decisions go.
+    pub audit_log: Arc<AuditLog>,
 }
 
 /// The upstream attempt state of one request.
@@ -68,6 +77,12 @@ pub(crate) struct Ctx {
     pub body_bytes: u64,
     /// When the request started.
     pub started: Instant,
+    /// What the route's agents said.
+    pub agents: AgentState,
+    /// Body inspection progress: request, response.
+    pub bodies: (BodyState, BodyState),
+    /// The upstream response's `Content-Length`, for response-body agents.
+    pub response_length: Option<u64>,
 }
 
 impl Zentinel {
@@ -184,6 +199,9 @@ impl ProxyHttp for Zentinel {
             slots: (None, None),
             body_bytes: 0,
             started: Instant::now(),
+            agents: AgentState::default(),
+            bodies: (BodyState::default(), BodyState::default()),
+            response_length: None,
         }
     }
 
@@ -210,7 +228,7 @@ impl ProxyHttp for Zentinel {
                 }) {
                     session.enable_retry_buffering();
                 }
-                Ok(false)
+                self.request_agents(session, ctx).await
             }
         }
     }
@@ -372,9 +390,9 @@ impl ProxyHttp for Zentinel {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
         if let (Some(b), Some(route)) = (body.as_ref(), ctx.route) {
@@ -383,7 +401,8 @@ impl ProxyHttp for Zentinel {
                 return Err(Refusal::BodyTooLarge.error());
             }
         }
-        Ok(())
+        self.body_agents(Direction::Request, session, body, end_of_stream, ctx)
+            .await
     }
 
     async fn upstream_request_filter(
@@ -410,19 +429,44 @@ impl ProxyHttp for Zentinel {
         if let Some(route) = ctx.route {
             apply_policy(&ctx.rt.config.routes[route].request_headers, req);
         }
+        // After the route's policy, so a policy that strips client-sent identity headers
+        // does not strip what an agent set.
+        verdict::apply(&ctx.agents.request_edits, req);
+        if ctx
+            .route
+            .is_some_and(|r| !ctx.rt.routes[r].agents.request_body.is_empty())
+            && req.remove_header("content-length").is_some()
+        {
+            // Agents may replace body chunks, so the length is known only at the end.
+            req.insert_header("transfer-encoding", "chunked")?;
+        }
         Ok(())
     }
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         if let Some(route) = ctx.route {
-            apply_policy(&ctx.rt.config.routes[route].response_headers, resp);
             if matches!(resp.status.as_u16(), 502..=504) {
                 ctx.attempt.failed = true;
+            }
+            self.response_agents(ctx, resp).await?;
+            apply_policy(&ctx.rt.config.routes[route].response_headers, resp);
+            verdict::apply(&ctx.agents.response_edits, resp);
+            if !ctx.rt.routes[route].agents.response_body.is_empty() {
+                // Agents may replace body chunks: the length is known only at the end.
+                ctx.response_length = resp
+                    .headers
+                    .get("content-length")
+                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                if resp.remove_header("content-length").is_some()
+                    && session.req_header().version == http::Version::HTTP_11
+                {
+                    resp.insert_header("transfer-encoding", "chunked")?;
+                }
             }
         }
         let header = self.request_id_header(ctx);
@@ -433,11 +477,12 @@ impl ProxyHttp for Zentinel {
 
     fn response_body_filter(
         &self,
-        _session: &mut Session,
-        _body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
+        self.response_body_agents(session, body, end_of_stream, ctx)?;
         // The response headers are gone already: past the deadline the stream is cut.
         if let Some(route) = ctx.route
             && ctx.started.elapsed() > ctx.rt.config.routes[route].total_timeout
@@ -451,6 +496,17 @@ impl ProxyHttp for Zentinel {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        if let Some(reply) = ctx.agents.pending.take()
+            && session.response_written().is_none()
+        {
+            if let Err(err) = self.reply(session, ctx, &reply).await {
+                tracing::debug!(error = %err, "could not write the agent's answer");
+            }
+            return FailToProxy {
+                error_code: reply.status,
+                can_reuse_downstream: false,
+            };
+        }
         let status = status_of(e);
         // Only the upstream's failures count against its target (passive health).
         if e.esource() == &ErrorSource::Upstream {
@@ -490,6 +546,15 @@ impl ProxyHttp for Zentinel {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let failed = ctx.attempt.failed || e.is_some_and(|e| e.esource() == &ErrorSource::Upstream);
         self.finish_attempt(ctx, failed);
+        if let Some(route) = ctx.route {
+            let notify = &ctx.rt.routes[route].agents.request_complete;
+            if !notify.is_empty() {
+                let done = event::request_complete(session, ctx, e.map(|e| e.etype().as_str()));
+                for &a in notify {
+                    ctx.rt.agents.list[a].notify(done.clone());
+                }
+            }
+        }
         self.access_log.write(session, e, ctx, self.listener);
     }
 }

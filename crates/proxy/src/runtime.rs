@@ -1,5 +1,5 @@
 //! The runtime snapshot: everything built from one validated configuration — per-listener
-//! route matchers, per-route policies, upstream pools, retry budgets. Immutable once built,
+//! route matchers, per-route policies, upstream pools, retry budgets, agent clients. Immutable once built,
 //! shared behind an `ArcSwap`, loaded once per request.
 
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use zentinel_config::RouteMatcher;
 use zentinel_config::model::{Config, Route};
 
 use crate::BuildError;
+use crate::agents::{Agents, RouteAgents};
 use crate::pool::Pool;
 use crate::retry::RetryBudget;
 use crate::upstream_tls::{self, UpstreamTls};
@@ -27,6 +28,8 @@ pub struct RouteRuntime {
     pub in_flight: AtomicUsize,
     /// Retry budget.
     pub retry_budget: RetryBudget,
+    /// The agents consulted, per event.
+    pub(crate) agents: RouteAgents,
 }
 
 /// One configuration, ready to serve.
@@ -47,6 +50,8 @@ pub struct Runtime {
     pub in_flight: AtomicUsize,
     /// The request-ID header name, parsed once.
     pub request_id_header: http::HeaderName,
+    /// The agents, with their connections, permits and breakers.
+    pub(crate) agents: Agents,
 }
 
 impl Runtime {
@@ -59,10 +64,11 @@ impl Runtime {
             .map(Pool::new)
             .collect::<Result<Vec<_>, _>>()?;
         let upstream_tls = upstream_tls::prepare(&config.upstreams)?;
+        let agents = Agents::start(&config)?;
         let routes = config
             .routes
             .iter()
-            .map(|r| route_runtime(&config, r))
+            .map(|r| route_runtime(&config, &agents, r))
             .collect::<Result<Vec<_>, _>>()?;
         let matchers = config
             .listeners
@@ -81,6 +87,7 @@ impl Runtime {
             upstream_tls,
             in_flight: AtomicUsize::new(0),
             request_id_header,
+            agents,
         })
     }
 
@@ -90,7 +97,7 @@ impl Runtime {
     }
 }
 
-fn route_runtime(config: &Config, r: &Route) -> Result<RouteRuntime, BuildError> {
+fn route_runtime(config: &Config, agents: &Agents, r: &Route) -> Result<RouteRuntime, BuildError> {
     let pool = config
         .upstreams
         .iter()
@@ -105,6 +112,7 @@ fn route_runtime(config: &Config, r: &Route) -> Result<RouteRuntime, BuildError>
         max_in_flight: r.limits.max_in_flight_requests.map(|n| n as usize),
         in_flight: AtomicUsize::new(0),
         retry_budget: RetryBudget::new(r.retry.budget_percent, r.retry.min_retries_per_second),
+        agents: RouteAgents::new(agents, r),
     })
 }
 

@@ -16,6 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use zentinel_config::model::{Config, ListenerProtocol};
 
 use crate::access_log::AccessLog;
+use crate::audit::AuditLog;
 use crate::connections::{Capped, ConnectionLimits};
 use crate::demo::DemoUpstream;
 use crate::proxy::Zentinel;
@@ -37,9 +38,10 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
     }
     check_binds(&config, opts.demo_upstream)?;
     let config = Arc::new(config);
-    let shared = Arc::new(Shared::new(Runtime::build(config.clone())?));
+    let shared = Arc::new(Shared::new(runtime(config.clone())?));
     let draining = Arc::new(AtomicBool::new(false));
     let access_log = Arc::new(AccessLog::new(&config.observability.access_log));
+    let audit_log = Arc::new(AuditLog::new(&config.observability.audit_log));
 
     // Certificates are loaded before anything starts, so a bad file is a clear error.
     let mut tls = config
@@ -70,6 +72,7 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
             shared: shared.clone(),
             draining: draining.clone(),
             access_log: access_log.clone(),
+            audit_log: audit_log.clone(),
         };
         let mut proxy = pingora::proxy::HttpProxy::new(logic, server.configuration.clone());
         proxy.handle_init_modules();
@@ -132,6 +135,19 @@ fn server_conf(config: &Config) -> ServerConf {
         upstream_keepalive_pool_size: pool.max(1),
         ..ServerConf::default()
     }
+}
+
+/// The first runtime; agents get up to their handshake timeout to connect before traffic
+/// is served.
+fn runtime(config: Arc<Config>) -> Result<Runtime, ServeError> {
+    let rt = Runtime::build(config)?;
+    for agent in rt.agents.wait_ready() {
+        tracing::warn!(
+            agent = %agent.config.id,
+            "agent not reachable at start-up; its routes apply their failure mode until it connects"
+        );
+    }
+    Ok(rt)
 }
 
 /// Fails early, with the listener's name, when an address cannot be bound.

@@ -1,21 +1,28 @@
 //! Settings this build of the data plane does not carry out yet. A configuration that uses
 //! one is refused at start-up with the list, rather than served with the setting ignored.
 
-use zentinel_config::model::{Config, LogDestination};
+use zentinel_config::model::{AgentEvent, AgentTransport, Config, FilterRef, LogDestination};
 
 /// Every setting of `config` this build cannot honour, described for the operator.
 pub fn unsupported(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     for r in &config.routes {
-        if !r.filters.is_empty() {
-            out.push(format!(
-                "route \"{}\": agents and built-in filters (`filters`)",
-                r.id
-            ));
+        if r.filters.iter().any(|f| matches!(f, FilterRef::Builtin(_))) {
+            out.push(format!("route \"{}\": built-in filters in `filters`", r.id));
         }
     }
-    if !config.agents.is_empty() {
-        out.push("`agents`".to_owned());
+    for a in &config.agents {
+        if !matches!(a.transport, AgentTransport::UnixSocket(_)) {
+            out.push(format!("agent \"{}\": the gRPC transport", a.id));
+        }
+        for e in &a.events {
+            if !matches!(
+                e,
+                AgentEvent::RequestHeaders | AgentEvent::ResponseHeaders | AgentEvent::RequestComplete
+            ) {
+                out.push(format!("agent \"{}\": the `{e}` event", a.id));
+            }
+        }
     }
     if !config.filters.is_empty() {
         out.push("`filters`".to_owned());
@@ -48,7 +55,7 @@ mod tests {
         let prod = zentinel_config::load_str("p", include_str!("../../../examples/production.kdl"))
             .unwrap_or_else(|d| panic!("{d}"));
         let gaps = unsupported(&prod);
-        assert!(gaps.iter().any(|g| g.contains("`agents`")), "{gaps:?}");
+        assert!(gaps.iter().any(|g| g.contains("`request-body` event")), "{gaps:?}");
         assert!(!gaps.iter().any(|g| g.contains("tls")), "{gaps:?}");
     }
 

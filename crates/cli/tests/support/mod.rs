@@ -6,6 +6,7 @@
 //! `pub mod support;`: the harness is part of that test crate's public surface, so the parts
 //! a given file does not use are not dead code.
 
+pub mod agent;
 mod client;
 pub mod pki;
 mod proxy;

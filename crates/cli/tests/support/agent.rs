@@ -1,0 +1,277 @@
+//! A scriptable agent for end-to-end tests, built on the Rust SDK and run on its own tokio
+//! runtime in the test process (the proxy is a child process, so to it this is just another
+//! process on a Unix socket). It records every event it receives and answers as scripted:
+//! per request path, or by default.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde_json::Value;
+use zentinel_agent_protocol::{
+    AgentResponse, Capabilities, Decision, HeaderOp, RequestComplete,
+    RequestHeaders, ResponseHeaders, sdk::Agent,
+};
+
+/// How the agent answers.
+#[derive(Debug, Clone)]
+pub enum Script {
+    /// Allow, with the configured header edits.
+    Allow,
+    /// Block with this status and body, naming rule `rule`.
+    Block {
+        /// Status.
+        status: u16,
+        /// Body.
+        body: &'static str,
+        /// Rule ID reported in the audit metadata.
+        rule: &'static str,
+    },
+    /// Redirect to this URL with 302.
+    Redirect(&'static str),
+    /// Ask for a challenge.
+    Challenge,
+    /// Wait this long, then allow.
+    Delay(Duration),
+    /// Never answer.
+    Hang,
+}
+
+#[derive(Debug)]
+struct Inner {
+    default: Mutex<Script>,
+    by_path: Mutex<HashMap<String, Script>>,
+    on_response: Mutex<Option<(u16, Script)>>,
+    request_edits: Mutex<Vec<HeaderOp>>,
+    response_edits: Mutex<Vec<HeaderOp>>,
+    requests: Mutex<Vec<RequestHeaders>>,
+    responses: Mutex<Vec<ResponseHeaders>>,
+    completes: Mutex<Vec<RequestComplete>>,
+    configs: Mutex<Vec<Value>>,
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Debug)]
+struct Scripted(Arc<Inner>);
+
+impl Scripted {
+    async fn answer(&self, script: Script, id: String) -> AgentResponse {
+        let inner = &self.0;
+        match script {
+            Script::Allow => {}
+            Script::Block { status, body, rule } => {
+                let mut r = AgentResponse::block(id, status, body);
+                r.audit.rule_ids = vec![rule.to_owned()];
+                r.audit.tags = vec!["test".to_owned()];
+                return r;
+            }
+            Script::Redirect(url) => return AgentResponse::redirect(id, url, 302),
+            Script::Challenge => {
+                let mut r = AgentResponse::allow(id);
+                r.decision = Decision::Challenge {
+                    challenge_type: "captcha".to_owned(),
+                    params: Value::Null,
+                };
+                return r;
+            }
+            Script::Delay(d) => tokio::time::sleep(d).await,
+            Script::Hang => std::future::pending::<()>().await,
+        }
+        let mut r = AgentResponse::allow(id);
+        r.request_headers = lock(&inner.request_edits).clone();
+        r.response_headers = lock(&inner.response_edits).clone();
+        r
+    }
+}
+
+impl Agent for Scripted {
+    fn capabilities(&self) -> Capabilities {
+        let mut c = Capabilities::new("mock", [1, 3, 5]);
+        c.features.cancellation = true;
+        c
+    }
+
+    fn on_configure(&self, config: Value) -> Result<(), String> {
+        lock(&self.0.configs).push(config);
+        Ok(())
+    }
+
+    async fn on_request_headers(&self, event: RequestHeaders) -> AgentResponse {
+        let inner = &self.0;
+        let path = event.uri.split('?').next().unwrap_or_default().to_owned();
+        let script = lock(&inner.by_path)
+            .get(&path)
+            .cloned()
+            .unwrap_or_else(|| lock(&inner.default).clone());
+        let id = event.correlation_id.clone();
+        lock(&inner.requests).push(event);
+        let now = inner.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        inner.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        let guard = InFlight(&inner.in_flight);
+        let r = self.answer(script, id).await;
+        drop(guard);
+        r
+    }
+
+    async fn on_response_headers(&self, event: ResponseHeaders) -> AgentResponse {
+        let id = event.correlation_id.clone();
+        let status = event.status;
+        lock(&self.0.responses).push(event);
+        let script = lock(&self.0.on_response)
+            .clone()
+            .filter(|(s, _)| *s == status)
+            .map(|(_, script)| script);
+        match script {
+            Some(s) => self.answer(s, id).await,
+            None => AgentResponse::allow(id),
+        }
+    }
+
+    async fn on_request_complete(&self, event: RequestComplete) {
+        lock(&self.0.completes).push(event);
+    }
+}
+
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The scriptable agent, serving on a socket in its own temporary directory.
+#[derive(Debug)]
+pub struct MockAgent {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    inner: Arc<Inner>,
+    rt: tokio::runtime::Runtime,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl MockAgent {
+    /// Starts serving; answers `Script::Allow` until told otherwise.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("agent: temp dir");
+        let path = dir.path().join("agent.sock");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("agent: runtime");
+        let inner = Arc::new(Inner {
+            default: Mutex::new(Script::Allow),
+            by_path: Mutex::new(HashMap::new()),
+            on_response: Mutex::new(None),
+            request_edits: Mutex::new(Vec::new()),
+            response_edits: Mutex::new(Vec::new()),
+            requests: Mutex::new(Vec::new()),
+            responses: Mutex::new(Vec::new()),
+            completes: Mutex::new(Vec::new()),
+            configs: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
+        });
+        let agent = Self {
+            _dir: dir,
+            path,
+            inner,
+            rt,
+            task: Mutex::new(None),
+        };
+        agent.restart();
+        agent
+    }
+
+    /// The socket path, for the proxy configuration.
+    pub fn socket(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops serving and closes every connection, as if the process died.
+    pub fn stop(&self) {
+        if let Some(task) = lock(&self.task).take() {
+            task.abort();
+            let _ = self.rt.block_on(task);
+        }
+    }
+
+    /// Serves again on the same socket (stopping first if running).
+    pub fn restart(&self) {
+        self.stop();
+        let path = self.path.clone();
+        let agent = Arc::new(Scripted(self.inner.clone()));
+        let listener = self
+            .rt
+            .block_on(zentinel_agent_protocol::server::bind(&path))
+            .unwrap_or_else(|e| panic!("agent: cannot bind {}: {e}", path.display()));
+        let task = self.rt.spawn(async move {
+            let _ = zentinel_agent_protocol::server::serve(listener, agent).await;
+        });
+        *lock(&self.task) = Some(task);
+    }
+
+    /// The answer for requests without a path-specific script.
+    pub fn set_default(&self, script: Script) {
+        *lock(&self.inner.default) = script;
+    }
+
+    /// The answer for requests to `path` (without query).
+    pub fn set_for_path(&self, path: &str, script: Script) {
+        lock(&self.inner.by_path).insert(path.to_owned(), script);
+    }
+
+    /// The answer to response headers with `status` (others are allowed).
+    pub fn on_response_status(&self, status: u16, script: Script) {
+        *lock(&self.inner.on_response) = Some((status, script));
+    }
+
+    /// Request header edits returned with every allow.
+    pub fn set_request_edits(&self, ops: Vec<HeaderOp>) {
+        *lock(&self.inner.request_edits) = ops;
+    }
+
+    /// Response header edits returned with every allow.
+    pub fn set_response_edits(&self, ops: Vec<HeaderOp>) {
+        *lock(&self.inner.response_edits) = ops;
+    }
+
+    /// Request-headers events received so far.
+    pub fn requests(&self) -> Vec<RequestHeaders> {
+        lock(&self.inner.requests).clone()
+    }
+
+    /// Response-headers events received so far.
+    pub fn responses(&self) -> Vec<ResponseHeaders> {
+        lock(&self.inner.responses).clone()
+    }
+
+    /// Request-complete events received so far.
+    pub fn completes(&self) -> Vec<RequestComplete> {
+        lock(&self.inner.completes).clone()
+    }
+
+    /// Configurations received (handshakes and `Configure`).
+    pub fn configs(&self) -> Vec<Value> {
+        lock(&self.inner.configs).clone()
+    }
+
+    /// The most calls the agent was handling at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.inner.peak_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for MockAgent {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

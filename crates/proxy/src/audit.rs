@@ -1,0 +1,88 @@
+//! The audit log: one JSON line per security decision — an agent's verdict other than a
+//! plain allow, an allow that carries rule IDs or tags, and every fail-open or fail-closed
+//! fallback with its reason and the failure mode that applied. Lines carry the request's
+//! trace ID, so "why was this request blocked?" is one search.
+
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use zentinel_agent_protocol::AuditMetadata;
+use zentinel_config::model::{FailureMode, LogDestination, LogSink};
+
+/// Where audit lines go.
+#[derive(Debug)]
+pub(crate) struct AuditLog {
+    destination: LogDestination,
+}
+
+/// One security decision.
+#[derive(Debug)]
+pub(crate) struct Decision<'a> {
+    /// The request's trace ID.
+    pub request_id: &'a str,
+    /// The route.
+    pub route: &'a str,
+    /// The agent that decided (or failed to).
+    pub agent: &'a str,
+    /// The event the call was about.
+    pub event: &'a str,
+    /// `allow`, `block`, `redirect`, `challenge`, `fail_open` or `fail_closed`.
+    pub decision: &'a str,
+    /// Why, for fallbacks: `timeout`, `unreachable`, …
+    pub reason: Option<&'a str>,
+    /// The failure mode in force for this agent on this route.
+    pub failure_mode: FailureMode,
+    /// Status sent to the client when the decision answered the request.
+    pub status: Option<u16>,
+    /// What the agent reported.
+    pub audit: Option<&'a AuditMetadata>,
+    /// How long the call took.
+    pub latency: Duration,
+}
+
+impl AuditLog {
+    /// The audit log described by `sink` (files are refused at start-up, see `unsupported`).
+    pub(crate) fn new(sink: &LogSink) -> Self {
+        Self {
+            destination: sink.destination.clone(),
+        }
+    }
+
+    /// Writes one decision.
+    pub(crate) fn write(&self, d: &Decision<'_>) {
+        if matches!(
+            self.destination,
+            LogDestination::Off | LogDestination::File(_)
+        ) {
+            return;
+        }
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |t| t.as_millis());
+        let empty = AuditMetadata::default();
+        let a = d.audit.unwrap_or(&empty);
+        let line = serde_json::json!({
+            "ts_ms": ts,
+            "log": "audit",
+            "request_id": d.request_id,
+            "route": d.route,
+            "agent": d.agent,
+            "event": d.event,
+            "decision": d.decision,
+            "reason": d.reason,
+            "failure_mode": d.failure_mode.as_str(),
+            "status": d.status,
+            "rule_ids": a.rule_ids,
+            "tags": a.tags,
+            "confidence": a.confidence,
+            "latency_ms": d.latency.as_secs_f64() * 1000.0,
+        });
+        let result = match self.destination {
+            LogDestination::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
+            _ => writeln!(std::io::stdout().lock(), "{line}"),
+        };
+        if result.is_err() {
+            tracing::debug!("audit log write failed");
+        }
+    }
+}
