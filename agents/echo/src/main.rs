@@ -1,0 +1,69 @@
+//! `zentinel-agent-echo --socket PATH [--name NAME]`
+//!
+//! Serves the echo agent on a Unix socket (a stale socket file is replaced). Exits 0 on
+//! SIGTERM or SIGINT, 1 when it cannot serve.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+use zentinel_agent_echo::EchoAgent;
+
+/// A Zentinel agent that allows every request and adds headers, for demos and tests.
+#[derive(Parser, Debug)]
+#[command(name = "zentinel-agent-echo", version)]
+struct Args {
+    /// The Unix socket to listen on.
+    #[arg(long, value_name = "PATH")]
+    socket: PathBuf,
+    /// The agent's name: announced in the handshake and sent as `x-echo-agent`.
+    #[arg(long, default_value = "echo")]
+    name: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "echo agent stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let listener = zentinel_agent_protocol::bind(&args.socket)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.socket.display()))?;
+    tracing::info!(socket = %args.socket.display(), name = %args.name, "echo agent serving");
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let result = tokio::select! {
+        served = zentinel_agent_echo::run(listener, EchoAgent::new(args.name)) => {
+            served.context("serving failed")
+        }
+        _ = term.recv() => {
+            tracing::info!("SIGTERM: stopping");
+            Ok(())
+        }
+        _ = int.recv() => {
+            tracing::info!("SIGINT: stopping");
+            Ok(())
+        }
+    };
+    if let Err(e) = std::fs::remove_file(&args.socket) {
+        tracing::debug!(error = %e, "socket file not removed");
+    }
+    result
+}
