@@ -21,7 +21,13 @@ use support::{MockUpstream, Proxy, free_addr, get, request, wait_until};
 use zentinel_agent_protocol::HeaderOp;
 
 /// One listener, upstream `u`, agent `a` (with `agent_extra` settings) and `routes`.
-fn config(addr: SocketAddr, up: SocketAddr, sock: &Path, agent_extra: &str, routes: &str) -> String {
+fn config(
+    addr: SocketAddr,
+    up: SocketAddr,
+    sock: &Path,
+    agent_extra: &str,
+    routes: &str,
+) -> String {
     format!(
         r#"listeners {{ listener "web" {{ address "{addr}"; }} }}
 observability {{ access-log {{ destination "stdout"; }}; audit-log {{ destination "stderr"; }} }}
@@ -34,12 +40,16 @@ routes {{ {routes} }}"#,
     )
 }
 
-const GUARDED: &str = r#"route "guarded" { matches { path-prefix "/"; }; upstream "u"; filters "a"; }"#;
+const GUARDED: &str =
+    r#"route "guarded" { matches { path-prefix "/"; }; upstream "u"; filters "a"; }"#;
 
 fn start(agent: &MockAgent, extra: &str, routes: &str) -> (Proxy, SocketAddr, MockUpstream) {
     let up = MockUpstream::start("u");
     let addr = free_addr();
-    let p = Proxy::start(&config(addr, up.addr(), agent.socket(), extra, routes), &[addr]);
+    let p = Proxy::start(
+        &config(addr, up.addr(), agent.socket(), extra, routes),
+        &[addr],
+    );
     (p, addr, up)
 }
 
@@ -65,7 +75,10 @@ fn verdicts_block_redirect_challenge_and_allow_with_header_edits() {
     );
     agent.set_for_path("/login", Script::Redirect("https://login.test/"));
     agent.set_for_path("/prove", Script::Challenge);
-    agent.set_request_edits(vec![HeaderOp::set("x-user", "42"), HeaderOp::remove("cookie")]);
+    agent.set_request_edits(vec![
+        HeaderOp::set("x-user", "42"),
+        HeaderOp::remove("cookie"),
+    ]);
     agent.set_response_edits(vec![HeaderOp::add("x-checked", "yes")]);
     let (p, addr, up) = start(&agent, "", GUARDED);
 
@@ -92,7 +105,9 @@ fn verdicts_block_redirect_challenge_and_allow_with_header_edits() {
         .map(str::to_owned)
         .unwrap();
     wait_until(Duration::from_secs(5), "audit line", || {
-        audit_lines(&p).iter().any(|l| l["request_id"] == blocked_id.as_str())
+        audit_lines(&p)
+            .iter()
+            .any(|l| l["request_id"] == blocked_id.as_str())
     });
     let lines: Vec<_> = audit_lines(&p)
         .into_iter()
@@ -113,7 +128,14 @@ fn verdicts_block_redirect_challenge_and_allow_with_header_edits() {
 fn agents_receive_true_metadata_response_headers_and_completion() {
     let agent = MockAgent::start();
     let (_p, addr, _up) = start(&agent, r#"config { mode "strict"; }"#, GUARDED);
-    let r = request(addr, "POST", "h.test", "/a/b?x=1", &[("x-multi", "1")], b"hello");
+    let r = request(
+        addr,
+        "POST",
+        "h.test",
+        "/a/b?x=1",
+        &[("x-multi", "1")],
+        b"hello",
+    );
     assert_eq!(r.status, 200);
     let ev = agent.requests().pop().unwrap();
     assert_eq!((ev.method.as_str(), ev.uri.as_str()), ("POST", "/a/b?x=1"));
@@ -127,10 +149,16 @@ fn agents_receive_true_metadata_response_headers_and_completion() {
     assert_eq!(m.correlation_id, ev.correlation_id);
     assert_eq!(r.header("x-request-id"), Some(m.request_id.as_str()));
     assert_eq!(ev.headers["x-multi"], ["1"]);
-    assert_eq!(agent.configs()[0]["mode"], "strict", "config {{}} sent at handshake");
-    wait_until(Duration::from_secs(5), "response and completion events", || {
-        !agent.responses().is_empty() && !agent.completes().is_empty()
-    });
+    assert_eq!(
+        agent.configs()[0]["mode"],
+        "strict",
+        "config {{}} sent at handshake"
+    );
+    wait_until(
+        Duration::from_secs(5),
+        "response and completion events",
+        || !agent.responses().is_empty() && !agent.completes().is_empty(),
+    );
     assert_eq!(agent.responses()[0].status, 200);
     let done = agent.completes().pop().unwrap();
     assert_eq!((done.status, done.request_body_size), (200, 5));
@@ -183,11 +211,7 @@ fn a_hung_agent_only_affects_its_routes_as_their_failure_mode_says() {
 
     agent.set_default(Script::Hang);
     // Keep calls hanging on the agent while the plain route is measured.
-    let hammer = thread::spawn(move || {
-        (0..10)
-            .map(|_| timed(addr, "/closed"))
-            .collect::<Vec<_>>()
-    });
+    let hammer = thread::spawn(move || (0..10).map(|_| timed(addr, "/closed")).collect::<Vec<_>>());
     let faulted: Vec<_> = (0..100)
         .map(|_| {
             let (status, t) = timed(addr, "/plain");
@@ -212,12 +236,10 @@ fn a_hung_agent_only_affects_its_routes_as_their_failure_mode_says() {
     assert_eq!(status, 200, "fail-open route answers from the upstream");
     assert!(t < Duration::from_millis(700));
     let lines = audit_lines(&p);
-    assert!(
-        lines.iter().any(|l| l["decision"] == "fail_closed"
-            && l["reason"] == "timeout"
-            && l["route"] == "closed"
-            && l["failure_mode"] == "closed")
-    );
+    assert!(lines.iter().any(|l| l["decision"] == "fail_closed"
+        && l["reason"] == "timeout"
+        && l["route"] == "closed"
+        && l["failure_mode"] == "closed"));
     assert!(
         lines.iter().any(|l| l["decision"] == "fail_open"
             && l["reason"] == "timeout"
@@ -229,11 +251,7 @@ fn a_hung_agent_only_affects_its_routes_as_their_failure_mode_says() {
 fn saturation_gives_the_failure_mode_at_once_instead_of_queueing() {
     let agent = MockAgent::start();
     agent.set_default(Script::Delay(Duration::from_millis(1500)));
-    let (p, addr, _up) = start(
-        &agent,
-        "timeout-ms 5000; max-concurrent-calls 4",
-        GUARDED,
-    );
+    let (p, addr, _up) = start(&agent, "timeout-ms 5000; max-concurrent-calls 4", GUARDED);
     let clients: Vec<_> = (0..20)
         .map(|_| thread::spawn(move || timed(addr, "/")))
         .collect();
@@ -269,7 +287,11 @@ fn the_breaker_fails_fast_then_probes_and_closes() {
     assert_eq!(status, 503);
     assert!(t < Duration::from_millis(90), "fails fast: {t:?}");
     assert_eq!(agent.requests().len(), seen);
-    assert!(audit_lines(&p).iter().any(|l| l["reason"] == "breaker-open"));
+    assert!(
+        audit_lines(&p)
+            .iter()
+            .any(|l| l["reason"] == "breaker-open")
+    );
     // After timeout-seconds one probe goes through; its success closes the breaker.
     agent.set_default(Script::Allow);
     thread::sleep(Duration::from_millis(1100));

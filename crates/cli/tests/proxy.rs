@@ -356,11 +356,14 @@ fn settings_this_build_cannot_carry_out_are_refused_at_start() {
     let (code, err) = Proxy::fail_to_start(
         r#"listeners { listener "web" { address "127.0.0.1:1"; } }
 upstreams { upstream "u" { target "127.0.0.1:2"; } }
-agents { agent "waf" { transport { unix-socket "/run/waf.sock"; }; events "request-headers"; } }
-routes { route "r" { upstream "u"; filters "waf"; } }"#,
+agents { agent "waf" { transport { unix-socket "/run/waf.sock"; }; events "request-headers" "websocket-frame"; } }
+filters { filter "per-ip" { type "rate-limit"; requests-per-second 5; } }
+routes { route "r" { upstream "u"; filters "per-ip" "waf"; } }"#,
     );
     assert_eq!(code, Some(1));
-    let listed = err.contains("`agents`") && err.contains("route \"r\": agents");
+    let listed = err.contains("`filters`")
+        && err.contains("route \"r\": built-in filters")
+        && err.contains("agent \"waf\": the `websocket-frame` event");
     assert!(err.contains("cannot carry out yet") && listed, "{err}");
 }
 

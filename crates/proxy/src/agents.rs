@@ -21,8 +21,8 @@ use zentinel_config::model::{Agent, AgentEvent, AgentTransport, Config, FailureM
 
 use crate::BuildError;
 use body::BodyUse;
-pub(crate) use breaker::BreakerState;
 use breaker::Breaker;
+pub(crate) use breaker::BreakerState;
 
 /// Why an agent gave no verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -163,7 +163,9 @@ pub async fn answer(
         session.set_keepalive(None);
     }
     session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(a.body.clone()), true).await
+    session
+        .write_response_body(Some(a.body.clone()), true)
+        .await
 }
 
 #[cfg(test)]

@@ -16,10 +16,7 @@ pub fn unsupported(config: &Config) -> Vec<String> {
             out.push(format!("agent \"{}\": the gRPC transport", a.id));
         }
         for e in &a.events {
-            if !matches!(
-                e,
-                AgentEvent::RequestHeaders | AgentEvent::ResponseHeaders | AgentEvent::RequestComplete
-            ) {
+            if matches!(e, AgentEvent::WebsocketFrame | AgentEvent::GuardrailInspect) {
                 out.push(format!("agent \"{}\": the `{e}` event", a.id));
             }
         }
@@ -55,7 +52,10 @@ mod tests {
         let prod = zentinel_config::load_str("p", include_str!("../../../examples/production.kdl"))
             .unwrap_or_else(|d| panic!("{d}"));
         let gaps = unsupported(&prod);
-        assert!(gaps.iter().any(|g| g.contains("`request-body` event")), "{gaps:?}");
+        assert!(
+            gaps.iter().any(|g| g.contains("built-in filters")),
+            "{gaps:?}"
+        );
         assert!(!gaps.iter().any(|g| g.contains("tls")), "{gaps:?}");
     }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use zentinel_agent_protocol::{
-    AgentResponse, Capabilities, Decision, HeaderOp, RequestComplete,
-    RequestHeaders, ResponseHeaders, sdk::Agent,
+    AgentResponse, BodyMutation, Capabilities, Decision, HeaderOp, RequestBodyChunk,
+    RequestComplete, RequestHeaders, ResponseBodyChunk, ResponseHeaders, sdk::Agent,
 };
 
 /// How the agent answers.
@@ -39,6 +39,39 @@ pub enum Script {
     Hang,
 }
 
+/// What the agent does with body chunks (either direction).
+#[derive(Debug, Clone, Default)]
+pub struct BodyScript {
+    /// Block (403) a chunk containing this.
+    pub block_if_contains: Option<&'static str>,
+    /// Replace every occurrence of `.0` by `.1` in each chunk.
+    pub replace: Option<(&'static str, &'static str)>,
+}
+
+impl BodyScript {
+    fn answer(&self, id: String, data: &[u8], index: u64, response: bool) -> AgentResponse {
+        let text = String::from_utf8_lossy(data);
+        if self
+            .block_if_contains
+            .is_some_and(|needle| text.contains(needle))
+        {
+            return AgentResponse::block(id, 403, "body refused\n");
+        }
+        let mut r = AgentResponse::allow(id);
+        if let Some((from, to)) = self.replace
+            && text.contains(from)
+        {
+            let m = BodyMutation::replace(index, text.replace(from, to).into_bytes());
+            if response {
+                r.response_body_mutation = Some(m);
+            } else {
+                r.request_body_mutation = Some(m);
+            }
+        }
+        r
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     default: Mutex<Script>,
@@ -50,6 +83,10 @@ struct Inner {
     responses: Mutex<Vec<ResponseHeaders>>,
     completes: Mutex<Vec<RequestComplete>>,
     configs: Mutex<Vec<Value>>,
+    request_body: Mutex<BodyScript>,
+    response_body: Mutex<BodyScript>,
+    request_chunks: Mutex<Vec<RequestBodyChunk>>,
+    response_chunks: Mutex<Vec<ResponseBodyChunk>>,
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
 }
@@ -93,7 +130,7 @@ impl Scripted {
 
 impl Agent for Scripted {
     fn capabilities(&self) -> Capabilities {
-        let mut c = Capabilities::new("mock", [1, 3, 5]);
+        let mut c = Capabilities::new("mock", [1, 2, 3, 4, 5]);
         c.features.cancellation = true;
         c
     }
@@ -132,6 +169,30 @@ impl Agent for Scripted {
             Some(s) => self.answer(s, id).await,
             None => AgentResponse::allow(id),
         }
+    }
+
+    async fn on_request_body(&self, event: RequestBodyChunk) -> AgentResponse {
+        let script = lock(&self.0.request_body).clone();
+        let r = script.answer(
+            event.correlation_id.clone(),
+            event.data.as_bytes(),
+            event.chunk_index,
+            false,
+        );
+        lock(&self.0.request_chunks).push(event);
+        r
+    }
+
+    async fn on_response_body(&self, event: ResponseBodyChunk) -> AgentResponse {
+        let script = lock(&self.0.response_body).clone();
+        let r = script.answer(
+            event.correlation_id.clone(),
+            event.data.as_bytes(),
+            event.chunk_index,
+            true,
+        );
+        lock(&self.0.response_chunks).push(event);
+        r
     }
 
     async fn on_request_complete(&self, event: RequestComplete) {
@@ -177,6 +238,10 @@ impl MockAgent {
             responses: Mutex::new(Vec::new()),
             completes: Mutex::new(Vec::new()),
             configs: Mutex::new(Vec::new()),
+            request_body: Mutex::new(BodyScript::default()),
+            response_body: Mutex::new(BodyScript::default()),
+            request_chunks: Mutex::new(Vec::new()),
+            response_chunks: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
         });
@@ -262,6 +327,26 @@ impl MockAgent {
     /// Configurations received (handshakes and `Configure`).
     pub fn configs(&self) -> Vec<Value> {
         lock(&self.inner.configs).clone()
+    }
+
+    /// What to do with request body chunks.
+    pub fn set_request_body(&self, script: BodyScript) {
+        *lock(&self.inner.request_body) = script;
+    }
+
+    /// What to do with response body chunks.
+    pub fn set_response_body(&self, script: BodyScript) {
+        *lock(&self.inner.response_body) = script;
+    }
+
+    /// Request body chunks received so far.
+    pub fn request_chunks(&self) -> Vec<RequestBodyChunk> {
+        lock(&self.inner.request_chunks).clone()
+    }
+
+    /// Response body chunks received so far.
+    pub fn response_chunks(&self) -> Vec<ResponseBodyChunk> {
+        lock(&self.inner.response_chunks).clone()
     }
 
     /// The most calls the agent was handling at once.

@@ -58,7 +58,15 @@ pub(crate) struct Chunk<'a> {
     pub end: bool,
 }
 
-fn event(dir: Direction, id: String, data: Bytes, last: bool, index: u64, chunk: &Chunk<'_>, seen: u64) -> Event {
+fn event(
+    dir: Direction,
+    id: String,
+    data: Bytes,
+    last: bool,
+    index: u64,
+    chunk: &Chunk<'_>,
+    seen: u64,
+) -> Event {
     match dir {
         Direction::Request => Event::RequestBodyChunk(RequestBodyChunk {
             correlation_id: id,

@@ -202,7 +202,9 @@ routes {{ route "r" {{ upstream "u"; filters "a"; }} }}"#
         tokio::time::advance(Duration::from_millis(9_999)).await;
         assert!(b.admit().is_none(), "still open just before the timeout");
         tokio::time::advance(Duration::from_millis(1)).await;
-        let probe = b.admit().unwrap_or_else(|| panic!("a probe after the timeout"));
+        let probe = b
+            .admit()
+            .unwrap_or_else(|| panic!("a probe after the timeout"));
         assert!(b.admit().is_none(), "only one probe at a time");
         assert_eq!(b.record(probe, true), BreakerState::HalfOpen);
         assert_eq!(succeed(&b), BreakerState::Closed, "second success closes");

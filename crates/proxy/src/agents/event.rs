@@ -96,7 +96,11 @@ pub(crate) fn response_headers(ctx: &Ctx, resp: &ResponseHeader) -> ResponseHead
 }
 
 /// The request-complete event.
-pub(crate) fn request_complete(session: &Session, ctx: &Ctx, error: Option<&str>) -> RequestComplete {
+pub(crate) fn request_complete(
+    session: &Session,
+    ctx: &Ctx,
+    error: Option<&str>,
+) -> RequestComplete {
     RequestComplete {
         correlation_id: correlation(ctx, ""),
         status: session.response_written().map_or(0, |r| r.status.as_u16()),

@@ -43,7 +43,8 @@ const PROTECTED: &[&str] = &[
 ];
 
 fn name(n: &str) -> Result<HeaderName, String> {
-    let name = HeaderName::from_bytes(n.as_bytes()).map_err(|_| format!("bad header name {n:?}"))?;
+    let name =
+        HeaderName::from_bytes(n.as_bytes()).map_err(|_| format!("bad header name {n:?}"))?;
     if PROTECTED.contains(&name.as_str()) {
         return Err(format!("header {n:?} may not be edited by an agent"));
     }
@@ -257,18 +258,15 @@ async fn run(
                 ("allow", Verdict::Continue)
             }
             Ok((response, Judged::Answer(kind, reply))) => {
-                c.audit.write(&line(
-                    kind,
-                    None,
-                    Some(reply.status),
-                    Some(&response.audit),
-                ));
+                c.audit
+                    .write(&line(kind, None, Some(reply.status), Some(&response.audit)));
                 (kind, Verdict::Answer(reply))
             }
             Err(f) => {
                 let (decision, verdict) = fallback(u.mode, f);
                 let status = matches!(verdict, Verdict::Answer(_)).then(|| f.status());
-                c.audit.write(&line(decision, Some(f.reason()), status, None));
+                c.audit
+                    .write(&line(decision, Some(f.reason()), status, None));
                 (f.reason(), verdict)
             }
         };

@@ -16,7 +16,11 @@ use crate::limits;
 
 impl Zentinel {
     /// Consults the route's request-header agents; `true` when one of them answered.
-    pub(super) async fn request_agents(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    pub(super) async fn request_agents(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> Result<bool> {
         let Some(route) = ctx.route else {
             return Ok(false);
         };
@@ -75,7 +79,12 @@ impl Zentinel {
     }
 
     /// Sends an agent's verdict (or a fail-closed answer) to the client.
-    pub(super) async fn reply(&self, session: &mut Session, ctx: &Ctx, reply: &Reply) -> Result<()> {
+    pub(super) async fn reply(
+        &self,
+        session: &mut Session,
+        ctx: &Ctx,
+        reply: &Reply,
+    ) -> Result<()> {
         let route = ctx.route.map(|i| ctx.rt.config.routes[i].id.as_str());
         let body = match &reply.body {
             Some(b) => Bytes::from(b.clone()),
@@ -83,7 +92,10 @@ impl Zentinel {
         };
         // An unread request body would be taken for the next request: close instead.
         let close = limits::declared_body_len(session.req_header()).is_some_and(|n| n > 0)
-            || session.req_header().headers.contains_key("transfer-encoding");
+            || session
+                .req_header()
+                .headers
+                .contains_key("transfer-encoding");
         let a = Answer {
             status: reply.status,
             body,
