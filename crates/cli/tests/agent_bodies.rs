@@ -15,23 +15,14 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::agent::{BodyScript, MockAgent};
+use support::agent::{BodyScript, MockAgent, proxy_config};
 use support::{MockUpstream, Proxy, free_addr, request, wait_until};
 
 fn start(agent: &MockAgent, agent_extra: &str, routes: &str) -> (Proxy, SocketAddr, MockUpstream) {
     let up = MockUpstream::start("u");
     let addr = free_addr();
-    let config = format!(
-        r#"listeners {{ listener "web" {{ address "{addr}"; }} }}
-observability {{ access-log {{ destination "off"; }}; audit-log {{ destination "stderr"; }} }}
-upstreams {{ upstream "u" {{ target "{}"; }} }}
-agents {{ agent "a" {{ transport {{ unix-socket "{}"; }}
-    events "request-headers" "request-body" "response-body"
-    {agent_extra} }} }}
-routes {{ {routes} }}"#,
-        up.addr(),
-        agent.socket().display()
-    );
+    let events = r#""request-headers" "request-body" "response-body""#;
+    let config = proxy_config(addr, up.addr(), agent.socket(), events, agent_extra, routes);
     let p = Proxy::start(&config, &[addr]);
     (p, addr, up)
 }

@@ -12,33 +12,12 @@
 pub mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::agent::{MockAgent, Script};
+use support::agent::{MockAgent, Script, THREE_ROUTES, proxy_config};
 use support::{MockUpstream, Proxy, free_addr, get, request, wait_until};
 use zentinel_agent_protocol::HeaderOp;
-
-/// One listener, upstream `u`, agent `a` (with `agent_extra` settings) and `routes`.
-fn config(
-    addr: SocketAddr,
-    up: SocketAddr,
-    sock: &Path,
-    agent_extra: &str,
-    routes: &str,
-) -> String {
-    format!(
-        r#"listeners {{ listener "web" {{ address "{addr}"; }} }}
-observability {{ access-log {{ destination "stdout"; }}; audit-log {{ destination "stderr"; }} }}
-upstreams {{ upstream "u" {{ target "{up}"; }} }}
-agents {{ agent "a" {{ transport {{ unix-socket "{}"; }}
-    events "request-headers" "response-headers" "request-complete"
-    {agent_extra} }} }}
-routes {{ {routes} }}"#,
-        sock.display()
-    )
-}
 
 const GUARDED: &str =
     r#"route "guarded" { matches { path-prefix "/"; }; upstream "u"; filters "a"; }"#;
@@ -46,10 +25,9 @@ const GUARDED: &str =
 fn start(agent: &MockAgent, extra: &str, routes: &str) -> (Proxy, SocketAddr, MockUpstream) {
     let up = MockUpstream::start("u");
     let addr = free_addr();
-    let p = Proxy::start(
-        &config(addr, up.addr(), agent.socket(), extra, routes),
-        &[addr],
-    );
+    let events = r#""request-headers" "response-headers" "request-complete""#;
+    let config = proxy_config(addr, up.addr(), agent.socket(), events, extra, routes);
+    let p = Proxy::start(&config, &[addr]);
     (p, addr, up)
 }
 
@@ -184,67 +162,10 @@ fn a_response_verdict_replaces_the_upstream_answer() {
     assert_eq!(get(addr, "h.test", "/").status, 200);
 }
 
-/// Three routes: one without the agent, one fail-closed, one fail-open.
-const THREE: &str = r#"
-    route "plain" { matches { path-prefix "/plain"; }; upstream "u"; }
-    route "closed" { matches { path-prefix "/closed"; }; upstream "u"; filters "a"; failure-mode "closed"; }
-    route "open" { matches { path-prefix "/open"; }; upstream "u"; filters "a"; failure-mode "open"; }"#;
-
 fn timed(addr: SocketAddr, path: &str) -> (u16, Duration) {
     let t = Instant::now();
     let r = get(addr, "h.test", path);
     (r.status, t.elapsed())
-}
-
-fn p99(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[(v.len() * 99 / 100).min(v.len() - 1)]
-}
-
-#[test]
-fn a_hung_agent_only_affects_its_routes_as_their_failure_mode_says() {
-    let agent = MockAgent::start();
-    // A breaker that never opens here: every call must wait out the timeout.
-    let no_breaker = "timeout-ms 200; circuit-breaker { failure-threshold 1000; }";
-    let (p, addr, _up) = start(&agent, no_breaker, THREE);
-    let baseline: Vec<_> = (0..100).map(|_| timed(addr, "/plain").1).collect();
-
-    agent.set_default(Script::Hang);
-    // Keep calls hanging on the agent while the plain route is measured.
-    let hammer = thread::spawn(move || (0..10).map(|_| timed(addr, "/closed")).collect::<Vec<_>>());
-    let faulted: Vec<_> = (0..100)
-        .map(|_| {
-            let (status, t) = timed(addr, "/plain");
-            assert_eq!(status, 200);
-            t
-        })
-        .collect();
-    let (base, fault) = (p99(baseline), p99(faulted));
-    // Within 10 % of the baseline, plus 2 ms for scheduling noise on a shared machine.
-    assert!(
-        fault <= base.mul_f64(1.1) + Duration::from_millis(2),
-        "plain route p99 {fault:?} vs baseline {base:?}"
-    );
-    for (status, t) in hammer.join().unwrap() {
-        assert_eq!(status, 504, "fail-closed route, agent timed out");
-        assert!(
-            t >= Duration::from_millis(190) && t < Duration::from_millis(700),
-            "answered within timeout-ms plus a margin: {t:?}"
-        );
-    }
-    let (status, t) = timed(addr, "/open");
-    assert_eq!(status, 200, "fail-open route answers from the upstream");
-    assert!(t < Duration::from_millis(700));
-    let lines = audit_lines(&p);
-    assert!(lines.iter().any(|l| l["decision"] == "fail_closed"
-        && l["reason"] == "timeout"
-        && l["route"] == "closed"
-        && l["failure_mode"] == "closed"));
-    assert!(
-        lines.iter().any(|l| l["decision"] == "fail_open"
-            && l["reason"] == "timeout"
-            && l["route"] == "open")
-    );
 }
 
 #[test]
@@ -303,7 +224,7 @@ fn the_breaker_fails_fast_then_probes_and_closes() {
 fn an_agent_that_dies_and_comes_back_is_reconnected_without_failing_other_routes() {
     let agent = MockAgent::start();
     let no_breaker = "timeout-ms 200; circuit-breaker { failure-threshold 1000; }";
-    let (_p, addr, _up) = start(&agent, no_breaker, THREE);
+    let (_p, addr, _up) = start(&agent, no_breaker, THREE_ROUTES);
     assert_eq!(timed(addr, "/closed").0, 200);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let traffic = {

@@ -360,3 +360,102 @@ impl Drop for MockAgent {
         self.stop();
     }
 }
+
+/// Any agent future, served on a socket of its own temporary directory from a runtime of
+/// its own: the reference agents, run in-process.
+#[derive(Debug)]
+pub struct InProcess {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    rt: tokio::runtime::Runtime,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl InProcess {
+    /// Binds the socket, then runs `serve(listener)` until dropped.
+    pub fn start<F, Fut>(serve: F) -> Self
+    where
+        F: FnOnce(tokio::net::UnixListener) -> Fut,
+        Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+    {
+        let mut agent = Self::unstarted();
+        agent.serve(serve);
+        agent
+    }
+
+    /// A socket path with nothing listening on it yet.
+    pub fn unstarted() -> Self {
+        let dir = tempfile::tempdir().expect("agent: temp dir");
+        let path = dir.path().join("agent.sock");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("agent: runtime");
+        Self {
+            _dir: dir,
+            path,
+            rt,
+            task: None,
+        }
+    }
+
+    /// Starts serving (after [`Self::unstarted`]).
+    pub fn serve<F, Fut>(&mut self, serve: F)
+    where
+        F: FnOnce(tokio::net::UnixListener) -> Fut,
+        Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+    {
+        let listener = self
+            .rt
+            .block_on(zentinel_agent_protocol::server::bind(&self.path))
+            .unwrap_or_else(|e| panic!("agent: cannot bind {}: {e}", self.path.display()));
+        let fut = {
+            let _entered = self.rt.enter();
+            serve(listener)
+        };
+        self.task = Some(self.rt.spawn(fut));
+    }
+
+    /// The socket path, for the proxy configuration.
+    pub fn socket(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A proxy configuration with one listener at `addr`, upstream `u` at `up`, agent `a` on
+/// `sock` receiving `events` (KDL strings) with `agent_extra` settings, and `routes`.
+/// Access lines go to stdout, audit lines to stderr.
+pub fn proxy_config(
+    addr: std::net::SocketAddr,
+    up: std::net::SocketAddr,
+    sock: &Path,
+    events: &str,
+    agent_extra: &str,
+    routes: &str,
+) -> String {
+    format!(
+        r#"listeners {{ listener "web" {{ address "{addr}"; }} }}
+observability {{ access-log {{ destination "stdout"; }}; audit-log {{ destination "stderr"; }} }}
+upstreams {{ upstream "u" {{ target "{up}"; }} }}
+agents {{ agent "a" {{ transport {{ unix-socket "{}"; }}; events {events}
+    {agent_extra} }} }}
+routes {{ {routes} }}"#,
+        sock.display()
+    )
+}
+
+/// Three routes: `/plain` without the agent, `/closed` and `/open` with it, fail-closed and
+/// fail-open.
+pub const THREE_ROUTES: &str = r#"
+    route "plain" { matches { path-prefix "/plain"; }; upstream "u"; }
+    route "closed" { matches { path-prefix "/closed"; }; upstream "u"; filters "a"; failure-mode "closed"; }
+    route "open" { matches { path-prefix "/open"; }; upstream "u"; filters "a"; failure-mode "open"; }"#;
