@@ -1,7 +1,7 @@
 # One task runner for people and CI. `make test` is what `.ci/run` calls.
 CARGO ?= cargo
 
-.PHONY: setup run test fmt-check clippy unit validate-examples purity wasm docs fmt fuzz
+.PHONY: setup run test fmt-check clippy unit validate-examples purity wasm docs fmt fuzz vectors
 
 ## Start the proxy on the built-in demo configuration.
 run: setup
@@ -43,6 +43,11 @@ docs:
 fmt:
 	$(CARGO) fmt --all
 
-## Fuzz the configuration loader for 60 s (needs nightly and cargo-fuzz).
+## Fuzz the configuration loader and the agent frame decoder for 60 s each (needs nightly and cargo-fuzz).
 fuzz:
 	mkdir -p fuzz/corpus/config_load && cd fuzz && $(CARGO) +nightly fuzz run config_load corpus/config_load ../examples -- -max_total_time=60 -dict=kdl.dict
+	mkdir -p fuzz/corpus/agent_frame && cd fuzz && $(CARGO) +nightly fuzz run agent_frame corpus/agent_frame -- -max_total_time=60
+
+## Regenerate the agent protocol's shared test vectors from the code.
+vectors:
+	ZENTINEL_BLESS=1 $(CARGO) test -q -p zentinel-agent-protocol --test vectors

@@ -98,3 +98,12 @@ impl Agent for EchoAgent {
 pub async fn run(listener: UnixListener, agent: impl Into<Arc<EchoAgent>>) -> io::Result<()> {
     zentinel_agent_protocol::serve(listener, agent.into()).await
 }
+
+/// [`run`] with explicit serving options (e.g. the encodings the agent accepts).
+pub async fn run_with(
+    listener: UnixListener,
+    agent: impl Into<Arc<EchoAgent>>,
+    options: zentinel_agent_protocol::sdk::ServeOptions,
+) -> io::Result<()> {
+    zentinel_agent_protocol::server::serve_with(listener, agent.into(), options).await
+}

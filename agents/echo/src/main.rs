@@ -1,4 +1,4 @@
-//! `zentinel-agent-echo --socket PATH [--name NAME]`
+//! `zentinel-agent-echo --socket PATH [--name NAME] [--encoding json|msgpack]`
 //!
 //! Serves the echo agent on a Unix socket (a stale socket file is replaced). Exits 0 on
 //! SIGTERM or SIGINT, 1 when it cannot serve.
@@ -12,6 +12,8 @@ use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use zentinel_agent_echo::EchoAgent;
+use zentinel_agent_protocol::Encoding;
+use zentinel_agent_protocol::sdk::ServeOptions;
 
 /// A Zentinel agent that allows every request and adds headers, for demos and tests.
 #[derive(Parser, Debug)]
@@ -23,6 +25,10 @@ struct Args {
     /// The agent's name: announced in the handshake and sent as `x-echo-agent`.
     #[arg(long, default_value = "echo")]
     name: String,
+    /// The only payload encoding to accept (`json` or `msgpack`); by default MessagePack is
+    /// preferred when the proxy offers it.
+    #[arg(long, value_parser = ["json", "msgpack"])]
+    encoding: Option<String>,
 }
 
 #[tokio::main]
@@ -42,6 +48,16 @@ async fn main() -> ExitCode {
     }
 }
 
+fn options(encoding: Option<&str>) -> ServeOptions {
+    let mut options = ServeOptions::default();
+    match encoding {
+        Some("json") => options.encodings = vec![Encoding::Json],
+        Some(_) => options.encodings = vec![Encoding::MsgPack],
+        None => {}
+    }
+    options
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     let listener = zentinel_agent_protocol::bind(&args.socket)
         .await
@@ -50,7 +66,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let result = tokio::select! {
-        served = zentinel_agent_echo::run(listener, EchoAgent::new(args.name)) => {
+        served = zentinel_agent_echo::run_with(listener, EchoAgent::new(args.name), options(args.encoding.as_deref())) => {
             served.context("serving failed")
         }
         _ = term.recv() => {
