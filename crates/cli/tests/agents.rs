@@ -256,3 +256,21 @@ fn an_agent_that_dies_and_comes_back_is_reconnected_without_failing_other_routes
         "the route without the agent never failed: {statuses:?}"
     );
 }
+
+#[test]
+fn a_client_that_goes_away_cancels_its_calls_at_the_agent() {
+    let agent = MockAgent::start();
+    agent.set_default(Script::Hang);
+    let (_p, addr, up) = start(&agent, "timeout-ms 10000", GUARDED);
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut c, b"GET / HTTP/1.1\r\nHost: h.test\r\n\r\n").unwrap();
+    wait_until(Duration::from_secs(5), "the call reaches the agent", || {
+        agent.in_flight() == 1
+    });
+    drop(c);
+    // Long before the call's own 10 s deadline, the agent has been told to stop.
+    wait_until(Duration::from_secs(3), "the call is cancelled", || {
+        agent.in_flight() == 0
+    });
+    assert_eq!(up.hits(), 0);
+}

@@ -201,3 +201,35 @@ fn a_bad_certificate_file_is_a_clear_startup_error() {
         "{err}"
     );
 }
+
+#[test]
+fn agents_are_told_the_true_tls_facts_of_the_connection() {
+    let agent = support::agent::MockAgent::start();
+    let pki = pki();
+    let up = MockUpstream::start("u");
+    let addr = free_addr();
+    let cfg = config(addr, up.addr(), "").replace(
+        r#"routes { route "r" { upstream "u"; } }"#,
+        r#"routes { route "r" { upstream "u"; filters "a"; } }"#,
+    ) + &format!(
+        r#"
+agents {{ agent "a" {{ transport {{ unix-socket "{}"; }}; events "request-headers"; }} }}"#,
+        agent.socket().display()
+    );
+    let files: Vec<(&str, &str)> = pki
+        .files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let p = Proxy::start_with_files(&cfg, &files, &[addr]);
+    let (code, out, err) = curl(p.dir(), addr, "api.example.com", &["--http2", "--tlsv1.3"]);
+    assert_eq!((code, out.as_str()), (0, "200 2 0"), "{err}");
+    let m = agent.requests().pop().unwrap().metadata;
+    assert_eq!(m.server_name.as_deref(), Some("api.example.com"), "SNI");
+    assert_eq!(m.protocol, "HTTP/2");
+    assert_eq!(m.tls_version.as_deref(), Some("TLSv1.3"));
+    assert!(
+        m.tls_cipher.is_some_and(|c| c.starts_with("TLS13_")),
+        "cipher"
+    );
+}

@@ -146,7 +146,7 @@ pub(crate) fn settings(listener: &Listener, tls: &ListenerTls) -> Result<TlsSett
         default,
         tls13_only: tls.min_version == TlsVersion::Tls13,
     };
-    let mut settings = TlsSettings::with_callbacks(Box::new(NoCallbacks))
+    let mut settings = TlsSettings::with_callbacks(Box::new(HandshakeFacts))
         .map_err(|e| tls_error(listener, &tls.cert_file, e.to_string()))?;
     settings.set_cert_resolver(Arc::new(resolver));
     if let Some(auth) = &tls.client_auth {
@@ -180,8 +180,20 @@ pub(crate) fn settings(listener: &Listener, tls: &ListenerTls) -> Result<TlsSett
     Ok(settings)
 }
 
-/// No post-handshake work yet (client certificate details for agents come with them).
-struct NoCallbacks;
+/// The server name the client asked for (SNI), kept with the connection for agents.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerName(pub String);
+
+/// After the handshake: remember the SNI, which rustls knows only during the handshake.
+struct HandshakeFacts;
 
 #[async_trait::async_trait]
-impl pingora::listeners::TlsAccept for NoCallbacks {}
+impl pingora::listeners::TlsAccept for HandshakeFacts {
+    async fn handshake_complete_callback(
+        &self,
+        tls: &pingora::protocols::tls::TlsRef,
+    ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        let name = tls.server_name()?;
+        Some(Arc::new(ServerName(name.to_owned())))
+    }
+}

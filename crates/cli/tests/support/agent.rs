@@ -349,6 +349,11 @@ impl MockAgent {
         lock(&self.inner.response_chunks).clone()
     }
 
+    /// Calls the agent is handling now.
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::SeqCst)
+    }
+
     /// The most calls the agent was handling at once.
     pub fn peak_in_flight(&self) -> usize {
         self.inner.peak_in_flight.load(Ordering::SeqCst)

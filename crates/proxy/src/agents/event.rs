@@ -11,6 +11,7 @@ use zentinel_agent_protocol::{
 };
 
 use crate::proxy::Ctx;
+use crate::tls::ServerName;
 
 /// Correlation ID of a request's first call to an agent; later calls of the same request
 /// to the same agent add a suffix.
@@ -65,9 +66,12 @@ pub(crate) fn request_headers(session: &Session, ctx: &Ctx) -> RequestHeaders {
         client_ip: client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
         client_port,
         peer_ip: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
-        server_name: None,
+        server_name: tls
+            .and_then(|t| t.extension.get::<ServerName>())
+            .map(|n| n.0.clone()),
         protocol: protocol(req.version).to_owned(),
-        tls_version: tls.map(|t| t.version.to_string()),
+        // rustls names versions `TLSv1_3`; the protocol writes `TLSv1.3`.
+        tls_version: tls.map(|t| t.version.replace('_', ".")),
         tls_cipher: tls.map(|t| t.cipher.to_string()),
         route_id,
         upstream_id,

@@ -14,6 +14,23 @@ use crate::agents::verdict::{self, Consult, Reply, Verdict};
 use crate::errors::{Answer, answer, explanation};
 use crate::limits;
 
+/// Resolves when the client has gone away: an HTTP/2 stream reset or closed, or an HTTP/1
+/// connection closed by the client. Only a request whose body is already read (or that has
+/// none) is watched, so that no body byte is consumed here; otherwise this never resolves.
+async fn client_gone(session: &mut Session) {
+    let downstream = session.as_mut();
+    if let Some(idle) = downstream.watch_h2_stream_close() {
+        let _ = idle.await;
+        return;
+    }
+    if (downstream.is_body_empty() || downstream.is_body_done())
+        && downstream.read_body_or_idle(true).await.is_err()
+    {
+        return;
+    }
+    std::future::pending::<()>().await;
+}
+
 impl Zentinel {
     /// Consults the route's request-header agents; `true` when one of them answered.
     pub(super) async fn request_agents(
@@ -37,7 +54,18 @@ impl Zentinel {
             route: rt.config.routes[route].id.as_str(),
             event: "request-headers",
         };
-        match verdict::consult(&c, uses, event, &mut ctx.agents).await {
+        let verdict = tokio::select! {
+            v = verdict::consult(&c, uses, event, &mut ctx.agents) => v,
+            () = client_gone(session) => {
+                // Dropping the calls cancels them at agents that support it.
+                return Error::e_explain(
+                    ConnectionClosed,
+                    "the client went away while agents were deciding",
+                )
+                .map_err(|e| e.into_down());
+            }
+        };
+        match verdict {
             Verdict::Continue => Ok(false),
             Verdict::Answer(reply) => {
                 self.reply(session, ctx, &reply).await?;
