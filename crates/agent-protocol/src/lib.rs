@@ -12,6 +12,10 @@
 //!   agent.
 //! - `sdk` and `server` (feature `server`): the Rust agent SDK — implement `Agent`, call
 //!   `serve_path`.
+//! - Feature `grpc` adds the gRPC transport (`proto/zentinel_agent.proto`) to both: the
+//!   client's `Endpoint::Grpc` and the SDK's `serve_grpc`. It carries the same frames, so
+//!   every rule of the protocol is the same code as over the Unix socket. Plain-text HTTP/2
+//!   only: TLS for gRPC agents is not built yet.
 //!
 //! Without features the crate has no async runtime and does no I/O.
 //!
@@ -91,8 +95,10 @@ pub use message::handshake::{
 };
 
 #[cfg(feature = "client")]
-pub use client::{AgentClient, CallError, ClientConfig, ClientStats};
+pub use client::{AgentClient, CallError, ClientConfig, ClientStats, Endpoint};
 #[cfg(feature = "server")]
 pub use sdk::{Agent, ServeOptions};
 #[cfg(feature = "server")]
 pub use server::{bind, serve, serve_path, serve_with};
+#[cfg(all(feature = "server", feature = "grpc"))]
+pub use server::{serve_grpc, serve_grpc_with};

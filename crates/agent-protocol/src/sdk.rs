@@ -1,4 +1,5 @@
-//! The Rust agent SDK: implement [`Agent`] and hand it to [`serve_path`](crate::server::serve_path).
+//! The Rust agent SDK: implement [`Agent`] and hand it to [`serve_path`](crate::server::serve_path)
+//! (or, with feature `grpc`, to `serve_grpc`).
 //!
 //! Every event method has a default that allows, so an agent implements only what it
 //! inspects. Methods may be written as `async fn`. The SDK handles framing, the handshake,

@@ -1,22 +1,26 @@
-//! The agent's side of the transport: accept the proxy's connections on a Unix socket and
-//! run an [`Agent`] for each.
+//! The agent's side of the transport: accept the proxy's connections on a Unix socket (or,
+//! with feature `grpc`, a TCP listener serving gRPC — see `serve_grpc`) and run an
+//! [`Agent`] for each.
 //!
 //! Per connection: the handshake (the encoding is the first of the agent's preferences the
 //! proxy offers, JSON otherwise), then every event in its own task, at most
 //! `max_concurrent_per_connection` at once, answers written as they finish (in any order).
 //! `Cancel` aborts the task of that correlation ID, `Ping` is answered with `Pong`,
 //! `RequestComplete` gets no answer. A protocol error closes that connection only; dropping
-//! the `serve` future closes every connection.
+//! the `serve` future closes every connection. The carrier only moves frames: this code is
+//! the same for a Unix socket and a gRPC stream.
+
+#[cfg(feature = "grpc")]
+mod grpc;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{AbortHandle, JoinError, JoinSet};
@@ -24,13 +28,16 @@ use tokio::task::{AbortHandle, JoinError, JoinSet};
 use crate::PROTOCOL_VERSION;
 use crate::encoding::Encoding;
 use crate::error::ProtocolError;
-use crate::frame::{Frame, FrameDecoder};
+use crate::frame::Frame;
 use crate::message::Message;
 use crate::message::decision::AgentResponse;
 use crate::message::event::{Configure, Event};
 use crate::message::handshake::HandshakeResponse;
 use crate::sdk::{Agent, ServeOptions};
-use crate::transport::{self, ReadError};
+use crate::transport::{self, ByteSource, FrameSource, ReadError};
+
+#[cfg(feature = "grpc")]
+pub use grpc::{serve_grpc, serve_grpc_with};
 
 /// Frames queued for a connection's writer.
 const OUT_QUEUE: usize = 256;
@@ -84,38 +91,61 @@ pub async fn serve_with<A: Agent>(
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, _) = accepted?;
-                connections.spawn(connection(stream, agent.clone(), options.clone()));
+                let (r, w) = stream.into_split();
+                let (tx, rx) = mpsc::channel(OUT_QUEUE);
+                let source = ByteSource::new(r, options.max_frame);
+                let writer = transport::write_frames(w, rx);
+                connections.spawn(connection(source, tx, writer, agent.clone(), options.clone()));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
 }
 
-async fn connection<A: Agent>(stream: UnixStream, agent: Arc<A>, options: Arc<ServeOptions>) {
-    match run_connection(stream, agent, &options).await {
+/// Runs one connection of any carrier: frames from `source`; frames for the proxy go on
+/// `tx`, which `writer` drains (it resolves when the carrier fails or closes).
+async fn connection<A, S, W>(
+    source: S,
+    tx: mpsc::Sender<Bytes>,
+    writer: W,
+    agent: Arc<A>,
+    options: Arc<ServeOptions>,
+) where
+    A: Agent,
+    S: FrameSource,
+    W: Future<Output = io::Result<()>> + Send,
+{
+    match run_connection(source, tx, writer, agent, &options).await {
         Ok(()) | Err(ReadError::Eof) => tracing::debug!("proxy connection closed"),
         Err(e) => tracing::warn!(error = %e, "closing proxy connection"),
     }
 }
 
-async fn run_connection<A: Agent>(
-    stream: UnixStream,
+async fn run_connection<A, S, W>(
+    mut source: S,
+    tx: mpsc::Sender<Bytes>,
+    writer: W,
     agent: Arc<A>,
     options: &ServeOptions,
-) -> Result<(), ReadError> {
-    let (mut r, mut w) = stream.into_split();
-    let decoder = FrameDecoder::new(options.max_frame);
-    let mut buf = BytesMut::new();
-    let hello = tokio::time::timeout(
-        options.handshake_timeout,
-        transport::next_frame(&mut r, &mut buf, decoder),
-    )
-    .await
-    .map_err(|_| ReadError::Io(io::ErrorKind::TimedOut.into()))??;
-    let Some(encoding) = handshake(&*agent, options, &hello, &mut w).await? else {
-        return Ok(());
+) -> Result<(), ReadError>
+where
+    A: Agent,
+    S: FrameSource,
+    W: Future<Output = io::Result<()>> + Send,
+{
+    let hello = tokio::time::timeout(options.handshake_timeout, source.next_frame())
+        .await
+        .map_err(|_| ReadError::Io(io::ErrorKind::TimedOut.into()))??;
+    let (answer, encoding) = handshake(&*agent, options, &hello)?;
+    tx.send(answer).await.map_err(|_| ReadError::Eof)?;
+    let Some(encoding) = encoding else {
+        // Let the writer deliver the refusal, then close.
+        drop(tx);
+        return match tokio::time::timeout(options.handshake_timeout, writer).await {
+            Ok(written) => written.map_err(ReadError::Io),
+            Err(_) => Ok(()),
+        };
     };
-    let (tx, rx) = mpsc::channel(OUT_QUEUE);
     let mut conn = Connection {
         agent,
         encoding,
@@ -126,18 +156,18 @@ async fn run_connection<A: Agent>(
         running: HashMap::new(),
     };
     tokio::select! {
-        read = conn.read_loop(r, buf, decoder) => read,
-        written = transport::write_frames(w, rx) => written.map_err(ReadError::Io),
+        read = conn.read_loop(&mut source) => read,
+        written = writer => written.map_err(ReadError::Io),
     }
 }
 
-/// Answers the handshake in `frame`; the connection's encoding, or `None` when refused.
-async fn handshake<A: Agent>(
+/// Answers the handshake in `frame`: the encoded answer, and the connection's encoding or
+/// `None` when refused.
+fn handshake<A: Agent>(
     agent: &A,
     options: &ServeOptions,
     frame: &Frame,
-    w: &mut OwnedWriteHalf,
-) -> Result<Option<Encoding>, ReadError> {
+) -> Result<(Bytes, Option<Encoding>), ReadError> {
     let request = match Message::decode(frame, Encoding::Json)? {
         Message::HandshakeRequest(r) => r,
         other => return Err(ProtocolError::Unexpected(other.message_type()).into()),
@@ -164,8 +194,7 @@ async fn handshake<A: Agent>(
     }
     let mut out = BytesMut::new();
     Message::HandshakeResponse(response).encode(Encoding::Json, options.max_frame, &mut out)?;
-    w.write_all(&out).await?;
-    Ok(accepted.then_some(encoding))
+    Ok((out.freeze(), accepted.then_some(encoding)))
 }
 
 /// One accepted connection after its handshake.
@@ -182,15 +211,10 @@ struct Connection<A> {
 }
 
 impl<A: Agent> Connection<A> {
-    async fn read_loop(
-        &mut self,
-        mut r: OwnedReadHalf,
-        mut buf: BytesMut,
-        decoder: FrameDecoder,
-    ) -> Result<(), ReadError> {
+    async fn read_loop(&mut self, source: &mut impl FrameSource) -> Result<(), ReadError> {
         loop {
             tokio::select! {
-                frame = transport::next_frame(&mut r, &mut buf, decoder) => self.dispatch(&frame?)?,
+                frame = source.next_frame() => self.dispatch(&frame?)?,
                 Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.reap(done);
                 }

@@ -3,30 +3,34 @@
 //!
 //! While a connection is up it is published in its slot; whatever ends it (error, end of
 //! stream, shutdown) unpublishes it first and then fails its pending calls, so no call can
-//! wait on a dead connection.
+//! wait on a dead connection. The carrier (Unix socket, gRPC stream) is only a frame source
+//! and a writer draining the connection's queue: everything else here is carrier-blind.
 
+use std::future::Future;
 use std::io;
+use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
+use bytes::Bytes;
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio::time::error::Elapsed;
 
 use super::pending::Pending;
-use super::{CallError, Live, Shared, bump, lock};
+use super::{CallError, Endpoint, Live, Shared, bump, lock};
 use crate::PROTOCOL_VERSION;
 use crate::encoding::Encoding;
 use crate::error::ProtocolError;
-use crate::frame::{Frame, FrameDecoder};
+use crate::frame::Frame;
 use crate::message::Message;
 use crate::message::control::FlowAction;
 use crate::message::handshake::{HandshakeRequest, HandshakeResponse};
-use crate::transport::{self, ReadError};
+use crate::transport::{self, ByteSource, FrameSource, ReadError};
 
 /// Room in a connection's write queue for control frames beyond `max_in_flight` calls.
 const CONTROL_ROOM: usize = 64;
@@ -84,28 +88,92 @@ enum HandshakeError {
     /// Could not connect, or the stream failed or closed: the agent is not there (yet).
     Connect(io::Error),
     /// The agent broke the protocol.
-    Protocol(ProtocolError),
+    Protocol(String),
     /// The agent refused, or answered something we cannot use.
     Refused(String),
 }
 
-/// One connection from connect to close. Returns whether the handshake succeeded.
+impl From<ReadError> for HandshakeError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Eof => Self::Connect(io::ErrorKind::UnexpectedEof.into()),
+            ReadError::Io(e) => Self::Connect(e),
+            ReadError::Protocol(e) => Self::Protocol(e.to_string()),
+            ReadError::Carrier(why) => Self::Protocol(why),
+        }
+    }
+}
+
+/// One connection from connect to close, over the slot's carrier. Returns whether the
+/// handshake succeeded.
 async fn session(shared: &Arc<Shared>, slot: usize) -> bool {
+    let max_frame = shared.config.max_frame;
+    match &shared.config.endpoint {
+        Endpoint::Unix(path) => {
+            serve(shared, slot, |queue| connect_unix(path, max_frame, queue)).await
+        }
+        #[cfg(feature = "grpc")]
+        Endpoint::Grpc(addr) => {
+            serve(shared, slot, |queue| {
+                transport::grpc::connect(addr, max_frame, queue)
+            })
+            .await
+        }
+    }
+}
+
+/// Connects to a Unix socket; the writer drains `queue` into it.
+async fn connect_unix(
+    path: &Path,
+    max_frame: u32,
+    queue: mpsc::Receiver<Bytes>,
+) -> io::Result<(
+    ByteSource<OwnedReadHalf>,
+    impl Future<Output = io::Result<()>> + use<>,
+)> {
+    let (r, w) = UnixStream::connect(path).await?.into_split();
+    Ok((
+        ByteSource::new(r, max_frame),
+        transport::write_frames(w, queue),
+    ))
+}
+
+/// Connects with `connect` (given the connection's queue; returns the frame source and the
+/// writer draining the queue), handshakes, and serves the connection until it closes.
+async fn serve<S, W, C>(
+    shared: &Arc<Shared>,
+    slot: usize,
+    connect: impl FnOnce(mpsc::Receiver<Bytes>) -> C,
+) -> bool
+where
+    S: FrameSource,
+    W: Future<Output = io::Result<()>>,
+    C: Future<Output = io::Result<(S, W)>>,
+{
     let config = &shared.config;
     let agent = config.agent_id.as_str();
-    let decoder = FrameDecoder::new(config.max_frame);
-    let mut buf = BytesMut::new();
-    let started =
-        tokio::time::timeout(config.handshake_timeout, connect(shared, &mut buf, decoder)).await;
-    let Some((stream, response)) = report(shared, started) else {
+    let (tx, rx) = mpsc::channel(config.max_in_flight + CONTROL_ROOM);
+    let deadline = Instant::now() + config.handshake_timeout;
+    let connected = tokio::time::timeout_at(deadline, connect(rx)).await;
+    let Some((mut source, writer)) = report(
+        shared,
+        connected.map(|c| c.map_err(HandshakeError::Connect)),
+    ) else {
         return false;
     };
-    let encoding = response.chosen_encoding();
-    let (tx, rx) = mpsc::channel(config.max_in_flight + CONTROL_ROOM);
+    let mut writer = std::pin::pin!(writer);
+    let answered = tokio::time::timeout_at(
+        deadline,
+        handshake(shared, &tx, &mut source, writer.as_mut()),
+    )
+    .await;
+    let Some(response) = report(shared, answered) else {
+        return false;
+    };
     let live = Arc::new(Live {
         tx,
         pending: Pending::new(config.max_in_flight),
-        encoding,
+        encoding: response.chosen_encoding(),
         cancellation: response.capabilities.features.cancellation,
         healthy: AtomicBool::new(true),
         paused: AtomicBool::new(false),
@@ -113,32 +181,25 @@ async fn session(shared: &Arc<Shared>, slot: usize) -> bool {
     *lock(&shared.capabilities) = Some(response.capabilities);
     shared.rejected.store(false, Ordering::Relaxed);
     let published = Published::new(shared, slot, live.clone());
-    tracing::debug!(agent, %encoding, "agent connection up");
-    let (r, w) = stream.into_split();
+    tracing::debug!(agent, encoding = %live.encoding, "agent connection up");
     let closed = tokio::select! {
-        closed = read_loop(shared, &live, r, buf, decoder) => closed,
-        written = transport::write_frames(w, rx) => written.map_or_else(ReadError::Io, |()| ReadError::Eof),
+        closed = read_loop(shared, &live, &mut source) => closed,
+        written = writer => written.map_or_else(ReadError::Io, |()| ReadError::Eof),
     };
-    let error = match closed {
-        ReadError::Protocol(e) => {
-            bump(&shared.counters.protocol_errors);
-            tracing::warn!(agent, error = %e, "agent broke the protocol; reconnecting");
-            CallError::Protocol(e.to_string())
-        }
-        other => {
-            tracing::debug!(agent, reason = %other, "agent connection closed");
-            CallError::Disconnected
-        }
+    let error = if let Some(why) = closed.violation() {
+        bump(&shared.counters.protocol_errors);
+        tracing::warn!(agent, error = %why, "agent broke the protocol; reconnecting");
+        CallError::Protocol(why)
+    } else {
+        tracing::debug!(agent, reason = %closed, "agent connection closed");
+        CallError::Disconnected
     };
     published.close(&error);
     true
 }
 
-/// Counts and logs a failed start; the connection when it is up.
-fn report(
-    shared: &Shared,
-    started: Result<Result<(UnixStream, HandshakeResponse), HandshakeError>, Elapsed>,
-) -> Option<(UnixStream, HandshakeResponse)> {
+/// Counts and logs a failed start; what it produced when it succeeded.
+fn report<T>(shared: &Shared, started: Result<Result<T, HandshakeError>, Elapsed>) -> Option<T> {
     let agent = shared.config.agent_id.as_str();
     match started {
         Ok(Ok(up)) => return Some(up),
@@ -162,16 +223,15 @@ fn report(
     None
 }
 
-/// Connects and handshakes; the caller bounds it with the handshake timeout.
-async fn connect(
+/// Queues the hello on the fresh connection's queue and reads the answer, while `writer`
+/// sends it; the caller bounds it with the handshake timeout.
+async fn handshake<W: Future<Output = io::Result<()>>>(
     shared: &Shared,
-    buf: &mut BytesMut,
-    decoder: FrameDecoder,
-) -> Result<(UnixStream, HandshakeResponse), HandshakeError> {
+    tx: &mpsc::Sender<Bytes>,
+    source: &mut impl FrameSource,
+    writer: Pin<&mut W>,
+) -> Result<HandshakeResponse, HandshakeError> {
     let config = &shared.config;
-    let mut stream = UnixStream::connect(&config.path)
-        .await
-        .map_err(HandshakeError::Connect)?;
     let hello = Message::HandshakeRequest(HandshakeRequest {
         supported_versions: vec![PROTOCOL_VERSION],
         proxy_id: "zentinel".into(),
@@ -182,26 +242,25 @@ async fn connect(
     let frame = shared
         .encode(&hello, Encoding::Json)
         .map_err(|e| HandshakeError::Refused(e.to_string()))?;
-    stream
-        .write_all(&frame)
-        .await
-        .map_err(HandshakeError::Connect)?;
-    let frame = transport::next_frame(&mut stream, buf, decoder)
-        .await
-        .map_err(|e| match e {
-            ReadError::Protocol(e) => HandshakeError::Protocol(e),
-            ReadError::Io(e) => HandshakeError::Connect(e),
-            ReadError::Eof => HandshakeError::Connect(io::ErrorKind::UnexpectedEof.into()),
-        })?;
+    // The queue is new and empty: the hello always fits.
+    tx.try_send(frame)
+        .map_err(|_| HandshakeError::Connect(io::ErrorKind::BrokenPipe.into()))?;
+    let frame = tokio::select! {
+        frame = source.next_frame() => frame?,
+        written = writer => {
+            let e = written.err().unwrap_or_else(|| io::ErrorKind::UnexpectedEof.into());
+            return Err(HandshakeError::Connect(e));
+        }
+    };
     let response = match Message::decode(&frame, Encoding::Json) {
         Ok(Message::HandshakeResponse(r)) => r,
         Ok(other) => {
             let unexpected = ProtocolError::Unexpected(other.message_type());
-            return Err(HandshakeError::Protocol(unexpected));
+            return Err(HandshakeError::Protocol(unexpected.to_string()));
         }
-        Err(e) => return Err(HandshakeError::Protocol(e)),
+        Err(e) => return Err(HandshakeError::Protocol(e.to_string())),
     };
-    check(shared, response).map(|r| (stream, r))
+    check(shared, response)
 }
 
 /// Accepts a handshake answer only if it succeeded with a version and encoding we offered.
@@ -230,15 +289,9 @@ fn check(
 }
 
 /// Reads and handles frames until the connection fails.
-async fn read_loop(
-    shared: &Shared,
-    live: &Live,
-    mut r: OwnedReadHalf,
-    mut buf: BytesMut,
-    decoder: FrameDecoder,
-) -> ReadError {
+async fn read_loop(shared: &Shared, live: &Live, source: &mut impl FrameSource) -> ReadError {
     loop {
-        let frame = match transport::next_frame(&mut r, &mut buf, decoder).await {
+        let frame = match source.next_frame().await {
             Ok(frame) => frame,
             Err(e) => return e,
         };
