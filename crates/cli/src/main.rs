@@ -166,15 +166,11 @@ fn validate(files: &[PathBuf], format: Format) -> ExitCode {
 
 fn run(path: Option<PathBuf>) -> ExitCode {
     let default = PathBuf::from("zentinel.kdl");
-    let (outcome, source, demo) = match path {
+    let file = path.or_else(|| default.exists().then_some(default));
+    let (outcome, source, demo) = match &file {
         Some(p) => (
-            zentinel_config::loader::load_file(&p),
+            zentinel_config::loader::load_file(p),
             p.display().to_string(),
-            None,
-        ),
-        None if default.exists() => (
-            zentinel_config::loader::load_file(&default),
-            default.display().to_string(),
             None,
         ),
         None => {
@@ -201,6 +197,12 @@ fn run(path: Option<PathBuf>) -> ExitCode {
     logging::init(&config.observability);
     eprintln!("zentinel: loaded {source} ({})", report::summary(&config));
     let mut opts = zentinel_proxy::ServeOptions::default();
+    if let Some(p) = file {
+        // SIGHUP reads the same files again; problems print as `zentinel validate` does.
+        opts.reload = Some(zentinel_proxy::Reloader::new(move || {
+            zentinel_config::loader::load_file(&p).map_err(|d| report::render(&d))
+        }));
+    }
     if let Some(upstream) = demo {
         match upstream.parse() {
             Ok(addr) => opts.demo_upstream = Some(addr),

@@ -67,28 +67,35 @@ pub(crate) struct DnsRefresh {
 }
 
 impl DnsRefresh {
-    /// Refreshes the pools of the runtime `shared` holds; `None` when no target has a name.
-    pub(crate) fn new(shared: Arc<Shared>) -> Option<Self> {
-        let rt = shared.load();
-        rt.pools
-            .iter()
-            .any(|p| p.targets.iter().any(|t| t.dns.is_some()))
-            .then_some(Self { shared })
+    /// Refreshes the pools of the runtime `shared` holds, following reloads.
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
     }
 }
 
 #[async_trait]
 impl BackgroundService for DnsRefresh {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let rt = self.shared.load();
-        let mut loops = JoinSet::new();
-        for (i, p) in rt.pools.iter().enumerate() {
-            if p.targets.iter().any(|t| t.dns.is_some()) {
-                loops.spawn(refresh_pool(rt.clone(), i));
+        let mut reloads = self.shared.changes();
+        loop {
+            // The refresh loops of one runtime; a reload replaces them with the new one's.
+            let rt = self.shared.load();
+            let mut loops = JoinSet::new();
+            for (i, p) in rt.pools.iter().enumerate() {
+                if p.targets.iter().any(|t| t.dns.is_some()) {
+                    loops.spawn(refresh_pool(rt.clone(), i));
+                }
+            }
+            drop(rt);
+            let reloaded = tokio::select! {
+                _ = shutdown.changed() => false,
+                r = reloads.changed() => r.is_ok(),
+            };
+            loops.abort_all();
+            if !reloaded {
+                return;
             }
         }
-        let _ = shutdown.changed().await;
-        loops.abort_all();
     }
 }
 
@@ -124,7 +131,7 @@ mod tests {
         let resolved = target.set_addr(a("192.0.2.1:9"));
         assert_eq!(resolved.port(), port);
         let shared = Arc::new(Shared::new(rt));
-        let svc = DnsRefresh::new(shared.clone()).expect("a name to refresh");
+        let svc = DnsRefresh::new(shared.clone());
         let (tx, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move { svc.start(rx).await });
         let rt = shared.load();

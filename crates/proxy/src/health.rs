@@ -62,7 +62,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
-use zentinel_config::model::{Config, HealthCheck, HealthProbe};
+use zentinel_config::model::{HealthCheck, HealthProbe};
 
 use crate::pool::Pool;
 use crate::runtime::{Runtime, Shared};
@@ -71,11 +71,6 @@ use crate::runtime::{Runtime, Shared};
 const MAX_RESPONSE_BYTES: usize = 8 * 1024;
 /// The `User-Agent` of HTTP probes.
 const USER_AGENT: &str = "zentinel-health-check";
-
-/// Whether any upstream of `config` has an active health check (and so the service is needed).
-pub(crate) fn configured(config: &Config) -> bool {
-    config.upstreams.iter().any(|u| u.health_check.is_some())
-}
 
 /// A change of a target's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -550,36 +545,54 @@ pub(crate) struct HealthChecks {
 }
 
 impl HealthChecks {
-    /// Checks the targets of the runtime `shared` holds when the service starts.
+    /// Checks the targets of the runtime `shared` holds, following reloads.
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Self { shared }
     }
 }
 
+/// Starts a probe loop for every checked target of `rt`; each ends when `stop` changes.
+fn spawn_loops(rt: &Arc<Runtime>, stop: &ShutdownWatch) -> JoinSet<()> {
+    let mut loops = JoinSet::new();
+    for (p, (u, pool)) in rt.config.upstreams.iter().zip(&rt.pools).enumerate() {
+        if u.health_check.is_none() {
+            continue;
+        }
+        let config = probe_tls_config(rt, p);
+        for i in 0..pool.targets.len() {
+            let tls = config.as_ref().map(|c| {
+                let name = rt
+                    .upstream_tls
+                    .get(p)
+                    .and_then(|t| t.as_ref()?.probe_name(i));
+                ProbeTls::new(c, name)
+            });
+            loops.spawn(watch_target(rt.clone(), p, i, tls, stop.clone()));
+        }
+    }
+    loops
+}
+
 #[async_trait]
 impl BackgroundService for HealthChecks {
-    async fn start(&self, shutdown: ShutdownWatch) {
-        let rt = self.shared.load();
-        let mut loops = JoinSet::new();
-        for (p, (u, pool)) in rt.config.upstreams.iter().zip(&rt.pools).enumerate() {
-            if u.health_check.is_none() {
-                continue;
-            }
-            let config = probe_tls_config(&rt, p);
-            for i in 0..pool.targets.len() {
-                let tls = config.as_ref().map(|c| {
-                    let name = rt
-                        .upstream_tls
-                        .get(p)
-                        .and_then(|t| t.as_ref()?.probe_name(i));
-                    ProbeTls::new(c, name)
-                });
-                loops.spawn(watch_target(rt.clone(), p, i, tls, shutdown.clone()));
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut reloads = self.shared.changes();
+        loop {
+            // The probes of one runtime; a reload stops them and starts the new runtime's.
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let mut loops = spawn_loops(&self.shared.load(), &stopped);
+            tracing::info!(targets = loops.len(), "active health checks started");
+            let reloaded = tokio::select! {
+                _ = shutdown.changed() => false,
+                r = reloads.changed() => r.is_ok(),
+            };
+            let _ = stop.send(true);
+            // Every loop returns once `stop` changes.
+            while loops.join_next().await.is_some() {}
+            if !reloaded {
+                return;
             }
         }
-        tracing::info!(targets = loops.len(), "active health checks started");
-        // Every loop returns once `shutdown` changes.
-        while loops.join_next().await.is_some() {}
     }
 }
 

@@ -18,6 +18,7 @@ mod health;
 mod limits;
 pub mod pool;
 mod proxy;
+mod reload;
 mod retry;
 pub mod runtime;
 mod server;
@@ -27,6 +28,7 @@ mod upstream_tls;
 
 use std::net::SocketAddr;
 
+pub use reload::Reloader;
 pub use server::{ServeOptions, serve};
 
 /// Why a runtime could not be built from a configuration.

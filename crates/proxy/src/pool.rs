@@ -212,6 +212,29 @@ impl Pool {
         }
     }
 
+    /// Carries what the previous configuration's pool of the same upstream learned into
+    /// this one, target by target (matched by configured address): the active health
+    /// verdict, a passive ejection still running, a host name's current address. A reload
+    /// then does not send traffic to a target known to be down.
+    pub(crate) fn inherit(&self, old: &Pool) {
+        for t in &self.targets {
+            let Some(o) = old.targets.iter().find(|o| o.name == t.name) else {
+                continue;
+            };
+            t.down
+                .store(o.down.load(Ordering::Relaxed), Ordering::Relaxed);
+            if t.dns.is_some() {
+                t.set_addr(o.addr());
+            }
+            let until = o.ejected_until.load(Ordering::Relaxed);
+            let left = until.saturating_sub(old.now_ms());
+            if until != 0 && left > 0 && self.passive.is_some() {
+                t.ejected_until
+                    .store((self.now_ms() + left).max(1), Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Requests in flight to target `i`.
     pub fn in_flight(&self, i: usize) -> usize {
         self.targets[i].in_flight.load(Ordering::Relaxed)

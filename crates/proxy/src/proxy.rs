@@ -16,11 +16,9 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use zentinel_config::matcher::Request;
 use zentinel_config::model::{HashKey, RetryOn};
 
-use crate::access_log::AccessLog;
 use crate::agents::body::{BodyState, Direction};
 use crate::agents::event;
 use crate::agents::verdict::{self, AgentState};
-use crate::audit::AuditLog;
 use crate::errors::{Refusal, respond, status_of};
 use crate::forwarding::{Forwarding, apply_policy, new_request_id};
 use crate::limits;
@@ -37,10 +35,6 @@ pub(crate) struct Zentinel {
     pub shared: Arc<Shared>,
     /// Set when a graceful shutdown has begun: new requests are refused.
     pub draining: Arc<AtomicBool>,
-    /// Where access log lines go.
-    pub access_log: Arc<AccessLog>,
-    /// Where security decisions go.
-    pub audit_log: Arc<AuditLog>,
 }
 
 /// The upstream attempt state of one request.
@@ -555,6 +549,6 @@ impl ProxyHttp for Zentinel {
                 }
             }
         }
-        self.access_log.write(session, e, ctx, self.listener);
+        ctx.rt.access_log.write(session, e, ctx, self.listener);
     }
 }

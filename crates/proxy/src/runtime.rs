@@ -10,7 +10,9 @@ use zentinel_config::RouteMatcher;
 use zentinel_config::model::{Config, Route};
 
 use crate::BuildError;
+use crate::access_log::AccessLog;
 use crate::agents::{Agents, RouteAgents};
+use crate::audit::AuditLog;
 use crate::pool::Pool;
 use crate::retry::RetryBudget;
 use crate::upstream_tls::{self, UpstreamTls};
@@ -52,6 +54,10 @@ pub struct Runtime {
     pub request_id_header: http::HeaderName,
     /// The agents, with their connections, permits and breakers.
     pub(crate) agents: Agents,
+    /// Where access log lines go.
+    pub(crate) access_log: AccessLog,
+    /// Where security decisions go.
+    pub(crate) audit_log: AuditLog,
 }
 
 impl Runtime {
@@ -79,6 +85,8 @@ impl Runtime {
         let request_id_header =
             http::HeaderName::from_bytes(config.server.request_id_header.as_bytes())
                 .map_err(|e| BuildError::Internal(format!("request-id-header: {e}")))?;
+        let access_log = AccessLog::new(&config.observability.access_log);
+        let audit_log = AuditLog::new(&config.observability.audit_log);
         Ok(Self {
             config,
             matchers,
@@ -88,7 +96,18 @@ impl Runtime {
             in_flight: AtomicUsize::new(0),
             request_id_header,
             agents,
+            access_log,
+            audit_log,
         })
+    }
+
+    /// Carries the upstream pools' health from `old` (see [`Pool::inherit`]).
+    pub(crate) fn inherit(&self, old: &Runtime) {
+        for pool in &self.pools {
+            if let Some(o) = old.pools.iter().find(|o| o.id == pool.id) {
+                pool.inherit(o);
+            }
+        }
     }
 
     /// The route at `index` of `config.routes`.
@@ -120,6 +139,8 @@ fn route_runtime(config: &Config, agents: &Agents, r: &Route) -> Result<RouteRun
 #[derive(Debug)]
 pub struct Shared {
     current: ArcSwap<Runtime>,
+    /// Counts swaps; background services watch it to follow the current runtime.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -127,12 +148,26 @@ impl Shared {
     pub fn new(runtime: Runtime) -> Self {
         Self {
             current: ArcSwap::from_pointee(runtime),
+            generation: tokio::sync::watch::channel(0).0,
         }
     }
 
     /// The runtime a new request uses until it ends.
     pub fn load(&self) -> Arc<Runtime> {
         self.current.load_full()
+    }
+
+    /// Makes `runtime` the current one; requests that started before keep the old one until
+    /// they end. Returns the old one.
+    pub(crate) fn swap(&self, runtime: Runtime) -> Arc<Runtime> {
+        let old = self.current.swap(Arc::new(runtime));
+        self.generation.send_modify(|g| *g += 1);
+        old
+    }
+
+    /// Changes whenever the runtime is swapped.
+    pub(crate) fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 }
 

@@ -15,19 +15,21 @@ use pingora::services::listening::Service;
 use tokio::signal::unix::{SignalKind, signal};
 use zentinel_config::model::{Config, ListenerProtocol};
 
-use crate::access_log::AccessLog;
-use crate::audit::AuditLog;
 use crate::connections::{Capped, ConnectionLimits};
 use crate::demo::DemoUpstream;
 use crate::proxy::Zentinel;
+use crate::reload::{self, Reload, Reloader};
 use crate::runtime::{Runtime, Shared};
 use crate::{ServeError, tls, unsupported};
 
 /// How to run beyond what the configuration says.
 #[derive(Debug, Default, Clone)]
+#[non_exhaustive]
 pub struct ServeOptions {
     /// Also serve the built-in demo upstream on this address.
     pub demo_upstream: Option<SocketAddr>,
+    /// How SIGHUP reads the configuration again; `None`: SIGHUP is logged and ignored.
+    pub reload: Option<Reloader>,
 }
 
 /// Runs the proxy until a shutdown signal, then drains and returns.
@@ -40,39 +42,36 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
     let config = Arc::new(config);
     let shared = Arc::new(Shared::new(runtime(config.clone())?));
     let draining = Arc::new(AtomicBool::new(false));
-    let access_log = Arc::new(AccessLog::new(&config.observability.access_log));
-    let audit_log = Arc::new(AuditLog::new(&config.observability.audit_log));
 
     // Certificates are loaded before anything starts, so a bad file is a clear error.
-    let mut tls = config
+    let tls = config
         .listeners
         .iter()
         .map(|l| l.tls.as_ref().map(|t| tls::settings(l, t)).transpose())
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter();
+        .collect::<Result<Vec<_>, _>>()?;
+    let certs: Vec<_> = tls
+        .iter()
+        .map(|t| t.as_ref().map(|(_, c)| c.clone()))
+        .collect();
+    let mut tls = tls.into_iter().map(|t| t.map(|(settings, _)| settings));
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
-    if crate::health::configured(&config) {
-        let checks = crate::health::HealthChecks::new(shared.clone());
-        server.add_service(pingora::services::background::background_service(
-            "health checks",
-            checks,
-        ));
-    }
-    if let Some(dns) = crate::dns::DnsRefresh::new(shared.clone()) {
-        server.add_service(pingora::services::background::background_service(
-            "dns refresh",
-            dns,
-        ));
-    }
+    // Both follow reloads, so they run even when the first configuration needs neither.
+    let checks = crate::health::HealthChecks::new(shared.clone());
+    server.add_service(pingora::services::background::background_service(
+        "health checks",
+        checks,
+    ));
+    server.add_service(pingora::services::background::background_service(
+        "dns refresh",
+        crate::dns::DnsRefresh::new(shared.clone()),
+    ));
     let connections = Arc::new(ConnectionLimits::new(&config.limits));
     for (i, l) in config.listeners.iter().enumerate() {
         let logic = Zentinel {
             listener: i,
             shared: shared.clone(),
             draining: draining.clone(),
-            access_log: access_log.clone(),
-            audit_log: audit_log.clone(),
         };
         let mut proxy = pingora::proxy::HttpProxy::new(logic, server.configuration.clone());
         proxy.handle_init_modules();
@@ -102,10 +101,13 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
         svc.add_tcp(&addr.to_string());
         server.add_service(svc);
     }
+    let reload = opts
+        .reload
+        .map(|r| Reload::new(shared.clone(), r, &config, certs));
     let watch = Signals {
         draining,
         shared,
-        timeout: config.server.graceful_shutdown_timeout,
+        reload,
     };
     server.run(RunArgs {
         shutdown_signal: Box::new(watch),
@@ -121,18 +123,14 @@ fn server_conf(config: &Config) -> ServerConf {
         .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
         .unwrap_or(1);
     // Pingora's pool is one LRU for all targets: size it for every target's idle allowance.
-    let pool: usize = config
-        .upstreams
-        .iter()
-        .map(|u| u.connection_pool.max_idle as usize * u.targets.len())
-        .sum();
+    let pool = reload::pool_size(config);
     // The drain happens before Pingora's own shutdown starts (see `Signals`), so its fixed
     // grace period is zero and its runtime timeout short.
     ServerConf {
         threads,
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(1),
-        upstream_keepalive_pool_size: pool.max(1),
+        upstream_keepalive_pool_size: pool,
         ..ServerConf::default()
     }
 }
@@ -181,22 +179,23 @@ fn probe_bind(addr: SocketAddr) -> std::io::Result<()> {
     socket.bind(addr)
 }
 
-/// SIGTERM, SIGINT and SIGQUIT drain then stop; SIGHUP is acknowledged and ignored (it must
-/// never kill the process).
+/// SIGTERM, SIGINT and SIGQUIT drain then stop; SIGHUP reloads the configuration (it never
+/// kills the process).
 struct Signals {
     draining: Arc<AtomicBool>,
     shared: Arc<Shared>,
-    timeout: Duration,
+    reload: Option<Reload>,
 }
 
 impl Signals {
     /// Refuses new requests and waits for the ones in flight, up to the graceful timeout.
     async fn drain(&self, signal_name: &str) {
         self.draining.store(true, Ordering::SeqCst);
-        let deadline = Instant::now() + self.timeout;
+        let timeout = self.shared.load().config.server.graceful_shutdown_timeout;
+        let deadline = Instant::now() + timeout;
         tracing::info!(
             signal = signal_name,
-            timeout_secs = self.timeout.as_secs(),
+            timeout_secs = timeout.as_secs(),
             "draining in-flight requests"
         );
         loop {
@@ -213,6 +212,29 @@ impl Signals {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Signals {
+    /// SIGHUP: reload, or say why not; the old configuration serves on in every case.
+    async fn reload(&self) {
+        let Some(reload) = &self.reload else {
+            tracing::warn!("SIGHUP: no configuration file to reload (built-in demo); ignoring");
+            return;
+        };
+        tracing::info!("SIGHUP: reloading the configuration");
+        match reload.run().await {
+            Ok(s) => tracing::info!(
+                routes = s.routes,
+                upstreams = s.upstreams,
+                agents = s.agents,
+                "configuration reloaded"
+            ),
+            Err(why) => tracing::error!(
+                reason = %why,
+                "reload refused; the previous configuration keeps serving"
+            ),
         }
     }
 }
@@ -235,7 +257,7 @@ impl ShutdownSignalWatch for Signals {
                 _ = int.recv() => "SIGINT",
                 _ = quit.recv() => "SIGQUIT",
                 _ = hup.recv() => {
-                    tracing::warn!("SIGHUP received: configuration reload is not available in this build; ignoring");
+                    self.reload().await;
                     continue;
                 }
             };

@@ -2,7 +2,8 @@
 //! wildcard, then the default), client certificates verified against a CA (optional or
 //! required), a minimum TLS version, ALPN h2 / http/1.1.
 //!
-//! Every file is loaded and checked at start-up, so a bad certificate is a clear error naming
+//! Every file is loaded and checked at start-up (and again on reload, before anything is
+//! swapped), so a bad certificate is a clear error naming
 //! the listener and the file, never a panic inside the TLS stack. rustls offers AEAD cipher
 //! suites only (AES-GCM, ChaCha20-Poly1305), so that default needs no configuration.
 
@@ -11,6 +12,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use pingora::listeners::tls::TlsSettings;
 use pingora::tls::sign::CertifiedKey;
 use pingora::tls::{
@@ -20,25 +22,34 @@ use zentinel_config::model::{ClientAuthMode, HostPattern, Listener, ListenerTls,
 
 use crate::BuildError;
 
-/// Picks the certificate for a handshake.
-struct SniResolver {
+/// A listener's certificates: by exact name, by wildcard suffix, and the default.
+pub(crate) struct CertSet {
     exact: HashMap<String, Arc<CertifiedKey>>,
     wildcard: HashMap<String, Arc<CertifiedKey>>,
     default: Arc<CertifiedKey>,
-    tls13_only: bool,
 }
 
-impl fmt::Debug for SniResolver {
+impl fmt::Debug for CertSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SniResolver")
+        f.debug_struct("CertSet")
             .field("exact", &self.exact.keys().collect::<Vec<_>>())
             .field("wildcard", &self.wildcard.keys().collect::<Vec<_>>())
-            .field("tls13_only", &self.tls13_only)
             .finish_non_exhaustive()
     }
 }
 
-impl SniResolver {
+/// Where a listener's resolver reads its certificates; a reload stores a new set here and
+/// new handshakes use it.
+pub(crate) type CertHandle = Arc<ArcSwap<CertSet>>;
+
+/// Picks the certificate for a handshake.
+#[derive(Debug)]
+struct SniResolver {
+    certs: CertHandle,
+    tls13_only: bool,
+}
+
+impl CertSet {
     fn pick(&self, name: Option<&str>) -> Arc<CertifiedKey> {
         let Some(name) = name.map(str::to_ascii_lowercase) else {
             return self.default.clone();
@@ -70,7 +81,7 @@ impl ResolvesServerCert for SniResolver {
         {
             return None;
         }
-        Some(self.pick(hello.server_name()))
+        Some(self.certs.load().pick(hello.server_name()))
     }
 }
 
@@ -128,8 +139,8 @@ fn certified_key(
     Ok(Arc::new(ck))
 }
 
-/// The TLS settings of an `https` listener.
-pub(crate) fn settings(listener: &Listener, tls: &ListenerTls) -> Result<TlsSettings, BuildError> {
+/// Loads and checks the certificates of an `https` listener.
+pub(crate) fn cert_set(listener: &Listener, tls: &ListenerTls) -> Result<CertSet, BuildError> {
     let default = certified_key(listener, &tls.cert_file, &tls.key_file)?;
     let mut exact = HashMap::new();
     let mut wildcard = HashMap::new();
@@ -140,10 +151,21 @@ pub(crate) fn settings(listener: &Listener, tls: &ListenerTls) -> Result<TlsSett
             HostPattern::Wildcard(suffix) => wildcard.insert(suffix.clone(), k),
         };
     }
-    let resolver = SniResolver {
+    Ok(CertSet {
         exact,
         wildcard,
         default,
+    })
+}
+
+/// The TLS settings of an `https` listener, and the handle that swaps its certificates.
+pub(crate) fn settings(
+    listener: &Listener,
+    tls: &ListenerTls,
+) -> Result<(TlsSettings, CertHandle), BuildError> {
+    let certs: CertHandle = Arc::new(ArcSwap::from_pointee(cert_set(listener, tls)?));
+    let resolver = SniResolver {
+        certs: certs.clone(),
         tls13_only: tls.min_version == TlsVersion::Tls13,
     };
     let mut settings = TlsSettings::with_callbacks(Box::new(HandshakeFacts))
@@ -177,7 +199,7 @@ pub(crate) fn settings(listener: &Listener, tls: &ListenerTls) -> Result<TlsSett
         settings.set_client_cert_verifier(verifier);
     }
     settings.enable_h2();
-    Ok(settings)
+    Ok((settings, certs))
 }
 
 /// The server name the client asked for (SNI), kept with the connection for agents.

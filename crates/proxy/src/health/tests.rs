@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::pool::{SelectInput, Tried};
+use zentinel_config::model::Config;
 
 /// A deadline for probes that are expected to succeed or fail quickly on loopback.
 const GENEROUS: Duration = Duration::from_secs(5);

@@ -49,7 +49,7 @@ impl Zentinel {
         let event = Event::RequestHeaders(event::request_headers(session, ctx));
         let c = Consult {
             agents: &rt.agents,
-            audit: &self.audit_log,
+            audit: &rt.audit_log,
             request_id: &ctx.request_id,
             route: rt.config.routes[route].id.as_str(),
             event: "request-headers",
@@ -87,7 +87,7 @@ impl Zentinel {
         let event = Event::ResponseHeaders(event::response_headers(ctx, resp));
         let c = Consult {
             agents: &rt.agents,
-            audit: &self.audit_log,
+            audit: &rt.audit_log,
             request_id: &ctx.request_id,
             route: rt.config.routes[route].id.as_str(),
             event: "response-headers",
@@ -190,7 +190,7 @@ impl Zentinel {
         }
         let c = Consult {
             agents: &rt.agents,
-            audit: &self.audit_log,
+            audit: &rt.audit_log,
             request_id: &ctx.request_id,
             route: rt.config.routes[route].id.as_str(),
             event: name,
