@@ -150,3 +150,46 @@ fn a_handshake_refused_for_a_bad_config_makes_the_agent_unavailable() {
         p.stderr().contains("not-an-address")
     });
 }
+
+#[test]
+fn a_grpc_agent_decides_like_a_unix_socket_one_and_is_reconnected() {
+    let agent = support::agent::MockAgent::start_grpc();
+    agent.set_for_path(
+        "/blocked",
+        support::agent::Script::Block {
+            status: 403,
+            body: "no\n",
+            rule: "g-1",
+        },
+    );
+    let up = MockUpstream::start("u");
+    let addr = free_addr();
+    let config = format!(
+        r#"listeners {{ listener "web" {{ address "{addr}"; }} }}
+observability {{ access-log {{ destination "off"; }}; audit-log {{ destination "stderr"; }} }}
+upstreams {{ upstream "u" {{ target "{}"; }} }}
+agents {{ agent "a" {{ transport {{ grpc "{}"; }}; events "request-headers"; timeout-ms 300
+    circuit-breaker {{ failure-threshold 1000; }} }} }}
+routes {{ {ROUTES} }}"#,
+        up.addr(),
+        agent.grpc_addr()
+    );
+    let _p = Proxy::start(&config, &[addr]);
+    assert_eq!(get(addr, "h.test", "/").status, 200);
+    assert_eq!(get(addr, "h.test", "/blocked").status, 403);
+    let m = agent.requests().pop().unwrap().metadata;
+    assert_eq!(m.route_id, "guarded");
+    agent.stop();
+    assert_eq!(
+        get(addr, "h.test", "/").status,
+        503,
+        "unreachable, fail-closed"
+    );
+    assert_eq!(get(addr, "h.test", "/plain").status, 200);
+    agent.restart();
+    wait_until(
+        Duration::from_secs(5),
+        "the proxy reconnects over gRPC",
+        || get(addr, "h.test", "/").status == 200,
+    );
+}

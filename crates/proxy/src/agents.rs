@@ -15,7 +15,7 @@ pub(crate) mod verdict;
 
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use zentinel_agent_protocol::client::{AgentClient, CallError, ClientConfig};
+use zentinel_agent_protocol::client::{AgentClient, CallError, ClientConfig, Endpoint};
 use zentinel_agent_protocol::{AgentResponse, Encoding, Event};
 use zentinel_config::model::{Agent, AgentEvent, AgentTransport, Config, FailureMode, Route};
 
@@ -235,17 +235,18 @@ impl Agents {
 }
 
 fn agent_runtime(agent: &Agent) -> Result<AgentRuntime, BuildError> {
-    let path = match &agent.transport {
-        AgentTransport::UnixSocket(p) => p.clone(),
+    let endpoint = match &agent.transport {
+        AgentTransport::UnixSocket(p) => Endpoint::Unix(p.clone()),
+        AgentTransport::Grpc(addr) => Endpoint::Grpc(addr.clone()),
         other => {
             return Err(BuildError::Internal(format!(
-                "agent \"{}\": transport {other:?} is refused at start-up",
+                "agent \"{}\": transport {other:?} is not supported",
                 agent.id
             )));
         }
     };
     let max_concurrent = agent.max_concurrent_calls as usize;
-    let mut settings = ClientConfig::new(agent.id.to_string(), path);
+    let mut settings = ClientConfig::with_endpoint(agent.id.to_string(), endpoint);
     settings.connections = agent.connections as usize;
     settings.max_frame = u32::try_from(agent.max_frame_bytes).unwrap_or(u32::MAX);
     settings.handshake_timeout = agent.handshake_timeout;

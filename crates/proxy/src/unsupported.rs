@@ -1,7 +1,7 @@
 //! Settings this build of the data plane does not carry out yet. A configuration that uses
 //! one is refused at start-up with the list, rather than served with the setting ignored.
 
-use zentinel_config::model::{AgentEvent, AgentTransport, Config, FilterRef, LogDestination};
+use zentinel_config::model::{AgentEvent, Config, FilterRef, LogDestination};
 
 /// Every setting of `config` this build cannot honour, described for the operator.
 pub fn unsupported(config: &Config) -> Vec<String> {
@@ -12,9 +12,6 @@ pub fn unsupported(config: &Config) -> Vec<String> {
         }
     }
     for a in &config.agents {
-        if !matches!(a.transport, AgentTransport::UnixSocket(_)) {
-            out.push(format!("agent \"{}\": the gRPC transport", a.id));
-        }
         for e in &a.events {
             if matches!(e, AgentEvent::WebsocketFrame | AgentEvent::GuardrailInspect) {
                 out.push(format!("agent \"{}\": the `{e}` event", a.id));

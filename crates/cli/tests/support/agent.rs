@@ -216,11 +216,30 @@ pub struct MockAgent {
     inner: Arc<Inner>,
     rt: tokio::runtime::Runtime,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Serves over gRPC on this address instead of the Unix socket.
+    grpc: Option<std::net::SocketAddr>,
 }
 
 impl MockAgent {
-    /// Starts serving; answers `Script::Allow` until told otherwise.
+    /// Starts serving on a Unix socket; answers `Script::Allow` until told otherwise.
     pub fn start() -> Self {
+        Self::starting(None)
+    }
+
+    /// Starts serving over gRPC on a loopback port of its own.
+    pub fn start_grpc() -> Self {
+        let addr = super::bind_loopback()
+            .local_addr()
+            .expect("agent: gRPC address");
+        Self::starting(Some(addr))
+    }
+
+    /// The gRPC address, for agents started with [`Self::start_grpc`].
+    pub fn grpc_addr(&self) -> std::net::SocketAddr {
+        self.grpc.expect("a gRPC agent")
+    }
+
+    fn starting(grpc: Option<std::net::SocketAddr>) -> Self {
         let dir = tempfile::tempdir().expect("agent: temp dir");
         let path = dir.path().join("agent.sock");
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -251,6 +270,7 @@ impl MockAgent {
             inner,
             rt,
             task: Mutex::new(None),
+            grpc,
         };
         agent.restart();
         agent
@@ -274,6 +294,18 @@ impl MockAgent {
         self.stop();
         let path = self.path.clone();
         let agent = Arc::new(Scripted(self.inner.clone()));
+        if let Some(addr) = self.grpc {
+            let listener = self
+                .rt
+                .block_on(tokio::net::TcpListener::bind(addr))
+                .unwrap_or_else(|e| panic!("agent: cannot bind {addr}: {e}"));
+            let task = self.rt.spawn(async move {
+                let options = zentinel_agent_protocol::sdk::ServeOptions::default();
+                let _ = zentinel_agent_protocol::serve_grpc_with(listener, agent, options).await;
+            });
+            *lock(&self.task) = Some(task);
+            return;
+        }
         let listener = self
             .rt
             .block_on(zentinel_agent_protocol::server::bind(&path))
