@@ -766,3 +766,45 @@ routes {{ route "r" {{ upstream "u"; timeouts {{ total-ms 5000; }}
     }
     assert!(slow.connections() >= 2, "the slow target was tried");
 }
+
+#[test]
+fn a_trace_is_continued_only_from_a_trusted_proxy() {
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let headers = [("traceparent", incoming), ("tracestate", "vendor=1")];
+    for trusted in [false, true] {
+        let up = MockUpstream::start("u");
+        let server = if trusted {
+            r#"server { trusted-proxies "127.0.0.1/32"; }"#
+        } else {
+            ""
+        };
+        let (_p, addr) = start(&format!(
+            r#"{server}
+upstreams {{ upstream "u" {{ target "{}"; }} }}
+routes {{ route "r" {{ upstream "u"; }} }}"#,
+            up.addr()
+        ));
+        let r = request(addr, "GET", "h", "/", &headers, b"");
+        let seen = up.last_request().unwrap();
+        let sent = seen.header("traceparent").unwrap().to_owned();
+        let trace_id = sent.split('-').nth(1).unwrap().to_owned();
+        assert_eq!(sent.len(), 55, "{sent}");
+        assert_ne!(sent, incoming, "this hop has its own span");
+        assert_eq!(
+            r.header("x-request-id"),
+            Some(trace_id.as_str()),
+            "the trace ID"
+        );
+        assert_eq!(seen.header("x-request-id"), Some(trace_id.as_str()));
+        if trusted {
+            assert_eq!(trace_id, "4bf92f3577b34da6a3ce929d0e0e4736", "continued");
+            assert_eq!(seen.header("tracestate"), Some("vendor=1"));
+        } else {
+            assert_ne!(
+                trace_id, "4bf92f3577b34da6a3ce929d0e0e4736",
+                "not from a client"
+            );
+            assert_eq!(seen.header("tracestate"), None);
+        }
+    }
+}

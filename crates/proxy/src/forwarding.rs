@@ -207,12 +207,6 @@ pub(crate) fn apply_policy(policy: &HeaderPolicy, headers: &mut impl HeaderEdit)
     }
 }
 
-/// A new request ID: 128 random bits as 32 hex digits.
-pub(crate) fn new_request_id() -> String {
-    let v: u128 = rand::random();
-    format!("{v:032x}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,13 +289,5 @@ routes { route "r" { upstream "u"; request-headers { rename "x-a" "x-b"; remove 
         assert!(h.get("x-c").is_none());
         assert_eq!(h.get_all("x-d").iter().collect::<Vec<_>>(), ["new"]);
         assert_eq!(h.get_all("x-e").iter().collect::<Vec<_>>(), ["1", "2"]);
-    }
-
-    #[test]
-    fn request_ids_are_32_hex_digits_and_distinct() {
-        let a = new_request_id();
-        assert_eq!(a.len(), 32);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, new_request_id());
     }
 }

@@ -23,6 +23,7 @@ mod retry;
 pub mod runtime;
 mod server;
 mod tls;
+mod trace;
 pub mod unsupported;
 mod upstream_tls;
 

@@ -20,11 +20,12 @@ use crate::agents::body::{BodyState, Direction};
 use crate::agents::event;
 use crate::agents::verdict::{self, AgentState};
 use crate::errors::{Refusal, respond, status_of};
-use crate::forwarding::{Forwarding, apply_policy, new_request_id};
+use crate::forwarding::{Forwarding, apply_policy};
 use crate::limits;
 use crate::pool::{SelectInput, Tried};
 use crate::retry;
 use crate::runtime::{Runtime, Shared, Slot};
+use crate::trace::Trace;
 
 /// The proxy logic of one listener.
 #[derive(Debug)]
@@ -57,8 +58,10 @@ pub(crate) struct Attempt {
 pub(crate) struct Ctx {
     /// The runtime this request uses until it ends.
     pub rt: Arc<Runtime>,
-    /// The request ID sent upstream and back.
+    /// The request ID sent upstream and back: the trace ID.
     pub request_id: String,
+    /// The W3C trace context.
+    pub trace: Trace,
     /// The matched route, as an index in `config.routes`.
     pub route: Option<usize>,
     /// Who the client is.
@@ -184,9 +187,11 @@ impl ProxyHttp for Zentinel {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
+        let trace = Trace::new();
         Ctx {
             rt: self.shared.load(),
-            request_id: new_request_id(),
+            request_id: trace.id.clone(),
+            trace,
             route: None,
             forwarding: None,
             attempt: Attempt::default(),
@@ -204,11 +209,21 @@ impl ProxyHttp for Zentinel {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        ctx.forwarding = Some(Forwarding::new(
-            &ctx.rt.config.server,
-            peer,
-            &session.req_header().headers,
-        ));
+        let forwarding =
+            Forwarding::new(&ctx.rt.config.server, peer, &session.req_header().headers);
+        // A trace is continued only from a trusted proxy.
+        if forwarding.trusted_peer
+            && let Some(t) = session
+                .req_header()
+                .headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .and_then(Trace::continue_from)
+        {
+            ctx.trace = t;
+        }
+        ctx.request_id.clone_from(&ctx.trace.id);
+        ctx.forwarding = Some(forwarding);
         let listener = &ctx.rt.config.listeners[self.listener];
         session.set_keepalive(Some(listener.idle_timeout.as_secs().max(1)));
         match self.admit(session, ctx) {
@@ -420,6 +435,11 @@ impl ProxyHttp for Zentinel {
         }
         let header = self.request_id_header(ctx);
         req.insert_header(header, ctx.request_id.as_str())?;
+        req.insert_header("traceparent", ctx.trace.traceparent())?;
+        if !ctx.forwarding.as_ref().is_some_and(|f| f.trusted_peer) {
+            // It belonged to the client's trace, which is not continued.
+            req.remove_header("tracestate");
+        }
         if let Some(route) = ctx.route {
             apply_policy(&ctx.rt.config.routes[route].request_headers, req);
         }

@@ -76,7 +76,7 @@ pub(crate) fn request_headers(session: &Session, ctx: &Ctx) -> RequestHeaders {
         route_id,
         upstream_id,
         timestamp: rfc3339_now(),
-        traceparent: None,
+        traceparent: Some(ctx.trace.traceparent()),
     };
     RequestHeaders {
         correlation_id: id,
