@@ -71,7 +71,7 @@ impl AccessLog {
                     serde_json::json!({
                         "agent": rt.agents.list[c.agent].config.id.as_str(),
                         "event": c.event,
-                        "outcome": c.outcome,
+                        "outcome": c.outcome.as_str(),
                         "ms": c.latency.as_secs_f64() * 1000.0,
                     })
                 })

@@ -13,13 +13,16 @@ mod breaker;
 pub(crate) mod event;
 pub(crate) mod verdict;
 
+use std::sync::Arc;
+
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use zentinel_agent_protocol::client::{AgentClient, CallError, ClientConfig, Endpoint};
-use zentinel_agent_protocol::{AgentResponse, Encoding, Event};
+use zentinel_agent_protocol::{AgentResponse, Capabilities, Encoding, Event};
 use zentinel_config::model::{Agent, AgentEvent, AgentTransport, Config, FailureMode, Route};
 
 use crate::BuildError;
+use crate::metrics::{AgentMetrics, AgentRouteCounters, ClientRegistration, Registry};
 use body::BodyUse;
 use breaker::Breaker;
 pub(crate) use breaker::BreakerState;
@@ -37,13 +40,32 @@ pub(crate) enum Failure {
     BreakerOpen,
     /// The agent answered something the protocol does not allow.
     Protocol,
+    /// The body is longer than the agent accepts (it is not called for it).
+    BodyTooLarge,
 }
 
 impl Failure {
-    /// The status a fail-closed route answers with: 504 for a timeout, 503 otherwise.
+    /// Every failure, in metrics order.
+    pub(crate) const ALL: [Self; 6] = [
+        Self::Timeout,
+        Self::Unreachable,
+        Self::Saturated,
+        Self::BreakerOpen,
+        Self::Protocol,
+        Self::BodyTooLarge,
+    ];
+
+    /// Position in [`Self::ALL`].
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The status a fail-closed route answers with: 504 for a timeout, 413 for a body too
+    /// large, 503 otherwise.
     pub(crate) fn status(self) -> u16 {
         match self {
             Self::Timeout => 504,
+            Self::BodyTooLarge => 413,
             _ => 503,
         }
     }
@@ -56,6 +78,60 @@ impl Failure {
             Self::Saturated => "saturated",
             Self::BreakerOpen => "breaker-open",
             Self::Protocol => "protocol-error",
+            Self::BodyTooLarge => "body-too-large",
+        }
+    }
+}
+
+/// What one agent call came to, as counted in metrics and written in the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The agent allowed the request.
+    Allow,
+    /// The agent blocked it.
+    Block,
+    /// The agent redirected it.
+    Redirect,
+    /// The agent asked for a challenge.
+    Challenge,
+    /// No verdict.
+    Failed(Failure),
+}
+
+impl Outcome {
+    /// Every outcome, in metrics order.
+    pub(crate) const ALL: [Self; 10] = [
+        Self::Allow,
+        Self::Block,
+        Self::Redirect,
+        Self::Challenge,
+        Self::Failed(Failure::Timeout),
+        Self::Failed(Failure::Unreachable),
+        Self::Failed(Failure::Saturated),
+        Self::Failed(Failure::BreakerOpen),
+        Self::Failed(Failure::Protocol),
+        Self::Failed(Failure::BodyTooLarge),
+    ];
+
+    /// Position in [`Self::ALL`].
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Self::Allow => 0,
+            Self::Block => 1,
+            Self::Redirect => 2,
+            Self::Challenge => 3,
+            Self::Failed(f) => 4 + f.index(),
+        }
+    }
+
+    /// `allow`, `block`, `redirect`, `challenge`, or the failure's reason.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Block => "block",
+            Self::Redirect => "redirect",
+            Self::Challenge => "challenge",
+            Self::Failed(f) => f.reason(),
         }
     }
 }
@@ -68,6 +144,10 @@ pub(crate) struct AgentRuntime {
     client: AgentClient,
     permits: Semaphore,
     breaker: Breaker,
+    /// Its metrics, which outlive this runtime.
+    pub metrics: Arc<AgentMetrics>,
+    /// Counts the client's counters in the agent's totals until this runtime is dropped.
+    _counted: ClientRegistration,
 }
 
 impl AgentRuntime {
@@ -118,6 +198,27 @@ impl AgentRuntime {
     pub(crate) fn wants(&self, event: AgentEvent) -> bool {
         self.config.events.contains(&event)
     }
+
+    /// Whether a call would find a connection now.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.client.is_ready()
+    }
+
+    /// The capabilities of the latest successful handshake; `None` until one succeeded.
+    pub(crate) fn capabilities(&self) -> Option<Capabilities> {
+        self.client.capabilities()
+    }
+
+    /// The breaker's state now.
+    pub(crate) fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    /// `(permits in use, permits)`.
+    pub(crate) fn permits(&self) -> (usize, usize) {
+        let size = self.config.max_concurrent_calls as usize;
+        (size.saturating_sub(self.permits.available_permits()), size)
+    }
 }
 
 /// An agent a route consults, with the failure mode that applies on that route.
@@ -127,6 +228,8 @@ pub(crate) struct Use {
     pub agent: usize,
     /// The route's failure mode, or else the agent's.
     pub mode: FailureMode,
+    /// Index of the agent's counters on this route in [`RouteAgents::counters`].
+    pub slot: usize,
 }
 
 /// The agents of one route, per event, in the route's `filters` order.
@@ -142,6 +245,8 @@ pub(crate) struct RouteAgents {
     pub response_body: Vec<BodyUse>,
     /// Told when the request is complete.
     pub request_complete: Vec<usize>,
+    /// What each agent's calls on this route came to, one entry per agent the route uses.
+    pub counters: Vec<Arc<AgentRouteCounters>>,
 }
 
 impl RouteAgents {
@@ -156,7 +261,9 @@ impl RouteAgents {
             let use_ = Use {
                 agent: index,
                 mode: route.failure_mode.unwrap_or(a.config.failure_mode),
+                slot: plan.counters.len(),
             };
+            plan.counters.push(a.metrics.route(&route.id));
             if a.wants(AgentEvent::RequestHeaders) {
                 plan.request_headers.push(use_);
             }
@@ -196,7 +303,8 @@ pub(crate) struct Agents {
 
 impl Agents {
     /// Starts a client for each agent of `config`; connections are made in the background.
-    pub(crate) fn start(config: &Config) -> Result<Self, BuildError> {
+    /// Each agent's metrics come from `registry`.
+    pub(crate) fn start(config: &Config, registry: &Registry) -> Result<Self, BuildError> {
         if config.agents.is_empty() {
             return Ok(Self {
                 list: Vec::new(),
@@ -209,7 +317,7 @@ impl Agents {
             config
                 .agents
                 .iter()
-                .map(agent_runtime)
+                .map(|a| agent_runtime(a, registry.agent(&a.id)))
                 .collect::<Result<Vec<_>, _>>()?
         };
         Ok(Self {
@@ -234,7 +342,7 @@ impl Agents {
     }
 }
 
-fn agent_runtime(agent: &Agent) -> Result<AgentRuntime, BuildError> {
+fn agent_runtime(agent: &Agent, metrics: Arc<AgentMetrics>) -> Result<AgentRuntime, BuildError> {
     let endpoint = match &agent.transport {
         AgentTransport::UnixSocket(p) => Endpoint::Unix(p.clone()),
         AgentTransport::Grpc(addr) => Endpoint::Grpc(addr.clone()),
@@ -258,9 +366,11 @@ fn agent_runtime(agent: &Agent) -> Result<AgentRuntime, BuildError> {
     let client = AgentClient::start(settings);
     Ok(AgentRuntime {
         config: agent.clone(),
+        _counted: metrics.register(&client),
         client,
         permits: Semaphore::new(max_concurrent),
         breaker: Breaker::new(&agent.circuit_breaker),
+        metrics,
     })
 }
 

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -30,7 +30,16 @@ pub(crate) struct ConnectionLimits {
     max_tracked: usize,
     total: AtomicUsize,
     per_client: Mutex<HashMap<IpAddr, u32>>,
+    /// Connections refused, per cap, in [`REFUSALS`] order.
+    refused: [AtomicU64; 3],
 }
+
+/// The caps a connection can be refused by, as named in metrics.
+pub(crate) const REFUSALS: [&str; 3] = [
+    "max-connections",
+    "max-connections-per-client",
+    "max-tracked-clients",
+];
 
 /// A connection's slot, given back on drop.
 #[derive(Debug)]
@@ -41,23 +50,41 @@ pub(crate) struct ConnectionSlot {
 
 impl ConnectionLimits {
     pub(crate) fn new(l: &Limits) -> Self {
+        Self::with_caps(
+            l.max_connections as usize,
+            l.max_connections_per_client,
+            l.max_tracked_clients as usize,
+        )
+    }
+
+    /// Caps given directly (for the admin listener).
+    pub(crate) fn with_caps(total: usize, per_client: u32, tracked: usize) -> Self {
         Self {
-            max_total: l.max_connections as usize,
-            max_per_client: l.max_connections_per_client,
-            max_tracked: l.max_tracked_clients as usize,
+            max_total: total,
+            max_per_client: per_client,
+            max_tracked: tracked,
             total: AtomicUsize::new(0),
             per_client: Mutex::new(HashMap::new()),
+            refused: [const { AtomicU64::new(0) }; 3],
         }
+    }
+
+    fn refuse(&self, cap: usize) -> Option<ConnectionSlot> {
+        self.refused[cap].fetch_add(1, Ordering::Relaxed);
+        None
     }
 
     /// Takes a slot for a connection from `client`; `None` when a cap is reached.
     pub(crate) fn acquire(self: &Arc<Self>, client: Option<IpAddr>) -> Option<ConnectionSlot> {
         let max = self.max_total;
-        self.total
+        let taken = self
+            .total
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
-            })
-            .ok()?;
+            });
+        if taken.is_err() {
+            return self.refuse(0);
+        }
         // From here on the slot owns one unit of `total`: dropping it gives that back.
         let mut slot = ConnectionSlot {
             limits: self.clone(),
@@ -70,9 +97,9 @@ impl ConnectionLimits {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let tracked = map.len();
             match map.get_mut(&ip) {
-                Some(n) if *n >= self.max_per_client => return None,
+                Some(n) if *n >= self.max_per_client => return self.refuse(1),
                 Some(n) => *n += 1,
-                None if tracked >= self.max_tracked => return None,
+                None if tracked >= self.max_tracked => return self.refuse(2),
                 None => {
                     map.insert(ip, 1);
                 }
@@ -83,9 +110,13 @@ impl ConnectionLimits {
     }
 
     /// Open client connections now.
-    #[cfg(test)]
     pub(crate) fn open(&self) -> usize {
         self.total.load(Ordering::Acquire)
+    }
+
+    /// Connections refused since start-up, per cap in [`REFUSALS`] order.
+    pub(crate) fn refused(&self) -> [u64; 3] {
+        std::array::from_fn(|i| self.refused[i].load(Ordering::Relaxed))
     }
 }
 

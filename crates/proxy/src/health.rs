@@ -44,8 +44,11 @@
 //! - **Shutdown.** The loops stop as soon as Pingora signals shutdown, abandoning a probe in
 //!   progress.
 //!
-//! The loops probe the runtime that was current when the service started (configuration
-//! reload does not exist yet; when it does, it must restart the loops for the new pools).
+//! - **Readiness.** A target counts as checked (for the admin API's `/ready`) once its first
+//!   probe has a result, success or failure.
+//!
+//! The loops probe the current runtime's pools; a reload stops them and starts the new
+//! runtime's (whose pools inherited what the old ones learned).
 
 use std::fmt;
 use std::future::Future;
@@ -461,6 +464,7 @@ pub(crate) async fn watch<F, Fut>(
                 within(check.timeout, probe()).await
             } => outcome,
         };
+        pool.mark_probed(i);
         let target = &pool.targets[i].name;
         if let Err(e) = &outcome {
             tracing::debug!(upstream = %pool.id, target = %target, reason = %e, "health probe failed");

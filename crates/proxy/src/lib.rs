@@ -6,6 +6,7 @@
 //! state. This crate never parses configuration text; it only sees the validated model.
 
 mod access_log;
+mod admin;
 mod agents;
 mod audit;
 mod connections;
@@ -16,6 +17,7 @@ mod forwarding;
 mod header_deadline;
 mod health;
 mod limits;
+mod metrics;
 pub mod pool;
 mod proxy;
 mod reload;
@@ -65,6 +67,14 @@ pub enum BuildError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The admin API's `token-file` is unreadable or empty.
+    #[error("admin token-file {file}: {reason}")]
+    AdminToken {
+        /// The file.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An inconsistency that validation should have prevented.
     #[error("internal error: {0}")]
     Internal(String),
@@ -86,6 +96,22 @@ pub enum ServeError {
         address: SocketAddr,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// The admin listener's address cannot be bound.
+    #[error("the admin listener cannot bind {address}: {source}")]
+    AdminBind {
+        /// Its address.
+        address: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The admin listener's address is a traffic listener's too.
+    #[error("the admin listener's address {address} is also listener \"{listener}\"'s")]
+    AdminAddress {
+        /// The traffic listener.
+        listener: String,
+        /// The address.
+        address: SocketAddr,
     },
     /// The runtime could not be built.
     #[error(transparent)]

@@ -41,6 +41,8 @@ pub struct Target {
     ejected_until: AtomicU64,
     /// Marked down by active health checks (targets start in service).
     down: AtomicBool,
+    /// An active health check has judged it at least once (for readiness).
+    probed: AtomicBool,
 }
 
 impl Target {
@@ -127,6 +129,7 @@ impl Pool {
                 failures: AtomicU32::new(0),
                 ejected_until: AtomicU64::new(0),
                 down: AtomicBool::new(false),
+                probed: AtomicBool::new(false),
             });
         }
         let ring = select::Ring::new(&targets);
@@ -176,6 +179,23 @@ impl Pool {
         self.targets[i].down.store(down, Ordering::Relaxed);
     }
 
+    /// Whether passive health holds target `i` out of selection now.
+    pub fn is_ejected(&self, i: usize) -> bool {
+        let until = self.targets[i].ejected_until.load(Ordering::Relaxed);
+        until != 0 && self.now_ms() < until
+    }
+
+    /// Records that an active health check has judged target `i`.
+    pub(crate) fn mark_probed(&self, i: usize) {
+        self.targets[i].probed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether an active health check has judged target `i` at least once (in this
+    /// configuration or, for the same target, an earlier one).
+    pub fn is_probed(&self, i: usize) -> bool {
+        self.targets[i].probed.load(Ordering::Relaxed)
+    }
+
     /// Picks a target; `None` when no target is available.
     pub fn select(&self, input: SelectInput<'_>) -> Option<usize> {
         select::select(self, input)
@@ -223,6 +243,8 @@ impl Pool {
             };
             t.down
                 .store(o.down.load(Ordering::Relaxed), Ordering::Relaxed);
+            t.probed
+                .store(o.probed.load(Ordering::Relaxed), Ordering::Relaxed);
             if t.dns.is_some() {
                 t.set_addr(o.addr());
             }

@@ -51,6 +51,9 @@ pub(crate) struct Attempt {
     pub failed: bool,
     /// Set when an upstream status is being turned into a retry.
     pub status_retry: bool,
+    /// When the current attempt started (its target was chosen), until its response
+    /// headers arrive.
+    pub started: Option<Instant>,
 }
 
 /// Per-request state.
@@ -266,6 +269,7 @@ impl ProxyHttp for Zentinel {
             return Err(Refusal::NoHealthyTarget.error());
         };
         pool.begin(t);
+        ctx.attempt.started = Some(Instant::now());
         ctx.attempt.target = Some(t);
         ctx.attempt.tried.insert(t);
         ctx.attempt.count += 1;
@@ -323,6 +327,11 @@ impl ProxyHttp for Zentinel {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if let (Some(route), Some(started)) = (ctx.route, ctx.attempt.started.take()) {
+            ctx.rt.upstream_metrics[ctx.rt.routes[route].pool]
+                .duration
+                .observe(started.elapsed());
+        }
         let (Some(route), Some(on)) = (ctx.route, retry::on_status(resp.status.as_u16())) else {
             return Ok(());
         };
@@ -569,6 +578,11 @@ impl ProxyHttp for Zentinel {
                 }
             }
         }
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let metrics = ctx
+            .route
+            .map_or(&ctx.rt.unmatched, |i| &ctx.rt.routes[i].metrics);
+        metrics.record(status, ctx.started.elapsed());
         ctx.rt.access_log.write(session, e, ctx, self.listener);
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use zentinel_config::model::Config;
 
+use crate::metrics::Registry;
 use crate::runtime::{Runtime, Shared};
 use crate::tls::{self, CertHandle, CertSet};
 
@@ -40,6 +41,8 @@ impl fmt::Debug for Reloader {
 /// Why a reload was refused.
 #[derive(Debug)]
 pub(crate) enum Refused {
+    /// There is no configuration file to read (the built-in demo).
+    NoFile,
     /// The files are not a valid configuration.
     Invalid(String),
     /// Settings that cannot change without a restart changed.
@@ -51,6 +54,7 @@ pub(crate) enum Refused {
 impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::NoFile => f.write_str("no configuration file to reload (built-in demo)"),
             Self::Invalid(d) => write!(f, "the configuration is invalid:\n{d}"),
             Self::NotLive(changes) => {
                 write!(f, "these changes need a restart: {}", changes.join("; "))
@@ -64,7 +68,10 @@ impl fmt::Display for Refused {
 #[derive(Debug)]
 pub(crate) struct Reload {
     shared: Arc<Shared>,
-    load: Reloader,
+    /// `None` for the built-in demo, which has no file to read again.
+    load: Option<Reloader>,
+    /// Where outcomes are counted.
+    metrics: Arc<Registry>,
     /// What cannot change live, as at start-up.
     fixed: BTreeMap<String, Value>,
     /// Idle upstream connections Pingora's pool was sized for at start-up.
@@ -76,8 +83,9 @@ pub(crate) struct Reload {
 }
 
 /// Settings fixed at start-up, by name. Listeners are bound and wrapped once (address,
-/// protocol, header deadline, TLS client authentication and minimum version), Pingora's
-/// worker threads are started once, and connection caps are counted by one shared counter.
+/// protocol, header deadline, TLS client authentication and minimum version), and so is the
+/// admin listener; Pingora's worker threads are started once, and connection caps are
+/// counted by one shared counter.
 fn fixed(config: &Config) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for l in &config.listeners {
@@ -91,6 +99,10 @@ fn fixed(config: &Config) -> BTreeMap<String, Value> {
                     "header-read-timeout-ms": l.header_read_timeout.as_millis() as u64, "tls": tls }),
         );
     }
+    out.insert(
+        "admin.address".to_owned(),
+        json!(config.admin.as_ref().map(|a| a.address.to_string())),
+    );
     let s = &config.server;
     out.insert(
         "server.worker-threads".to_owned(),
@@ -140,11 +152,12 @@ impl Reload {
     /// Reloads of the runtime `shared` holds, with `config` as the start-up configuration.
     pub(crate) fn new(
         shared: Arc<Shared>,
-        load: Reloader,
+        load: Option<Reloader>,
         config: &Config,
         certs: Vec<Option<CertHandle>>,
     ) -> Self {
         Self {
+            metrics: shared.load().metrics.clone(),
             shared,
             load,
             fixed: fixed(config),
@@ -154,19 +167,60 @@ impl Reload {
         }
     }
 
-    /// Reads, validates, builds and swaps; on `Err` nothing changed.
+    /// Reads, validates, builds and swaps; on `Err` nothing changed. Whoever asked (SIGHUP
+    /// or the admin API), one reload runs at a time and each is counted in the metrics.
     pub(crate) async fn run(&self) -> Result<Summary, Refused> {
+        let Some(load) = self.load.clone() else {
+            return Err(Refused::NoFile);
+        };
         let _one = self.busy.lock().await;
-        let load = self.load.clone();
+        let result = self.apply(load).await;
+        match &result {
+            Ok(_) => self.metrics.reloads.succeeded(),
+            Err(_) => self.metrics.reloads.failed(),
+        }
+        result
+    }
+
+    /// [`Self::run`], logging the outcome; `trigger` says who asked.
+    pub(crate) async fn run_logged(&self, trigger: &str) -> Result<Summary, Refused> {
+        tracing::info!(trigger, "reloading the configuration");
+        let result = self.run().await;
+        match &result {
+            Ok(s) => tracing::info!(
+                trigger,
+                routes = s.routes,
+                upstreams = s.upstreams,
+                agents = s.agents,
+                config_hash = %format_args!("{:016x}", s.config_hash),
+                "configuration reloaded"
+            ),
+            Err(Refused::NoFile) => {
+                tracing::warn!(
+                    trigger,
+                    "no configuration file to reload (built-in demo); ignoring"
+                );
+            }
+            Err(why) => tracing::error!(
+                trigger,
+                reason = %why,
+                "reload refused; the previous configuration keeps serving"
+            ),
+        }
+        result
+    }
+
+    async fn apply(&self, load: Reloader) -> Result<Summary, Refused> {
         let fixed = self.fixed.clone();
         let pool = self.pool_size;
+        let registry = self.metrics.clone();
         // Reading files, resolving names and waiting for agents block: off the runtime.
-        let built = tokio::task::spawn_blocking(move || build(&load, &fixed, pool))
+        let built = tokio::task::spawn_blocking(move || build(&load, &registry, &fixed, pool))
             .await
             .map_err(|e| Refused::Build(format!("the reload task failed: {e}")))??;
         let (runtime, certs) = built;
         runtime.inherit(&self.shared.load());
-        let summary = Summary::of(&runtime.config);
+        let summary = Summary::of(&runtime);
         self.shared.swap(runtime);
         for (handle, set) in self.certs.iter().zip(certs) {
             if let (Some(h), Some(s)) = (handle, set) {
@@ -180,10 +234,19 @@ impl Reload {
 /// Everything of the new configuration that can fail, before anything is swapped.
 fn build(
     load: &Reloader,
+    registry: &Arc<Registry>,
     fixed_at_start: &BTreeMap<String, Value>,
     pool_at_start: usize,
 ) -> Result<(Runtime, Vec<Option<CertSet>>), Refused> {
     let config = (load.0)().map_err(Refused::Invalid)?;
+    // Settings this build cannot carry out are refused on reload exactly as at start-up.
+    let gaps = crate::unsupported::unsupported(&config);
+    if !gaps.is_empty() {
+        return Err(Refused::Build(format!(
+            "this build cannot carry out these settings yet: {}",
+            gaps.join("; ")
+        )));
+    }
     let mut changed = changes(fixed_at_start, &fixed(&config));
     let pool = pool_size(&config);
     if pool > pool_at_start {
@@ -200,7 +263,8 @@ fn build(
         .map(|l| l.tls.as_ref().map(|t| tls::cert_set(l, t)).transpose())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Refused::Build(e.to_string()))?;
-    let runtime = Runtime::build(Arc::new(config)).map_err(|e| Refused::Build(e.to_string()))?;
+    let runtime =
+        Runtime::build_in(Arc::new(config), registry).map_err(|e| Refused::Build(e.to_string()))?;
     for agent in runtime.agents.wait_ready() {
         tracing::warn!(
             agent = %agent.config.id,
@@ -219,14 +283,17 @@ pub(crate) struct Summary {
     pub upstreams: usize,
     /// Agents.
     pub agents: usize,
+    /// The new configuration's hash, as in `zentinel_config_info`.
+    pub config_hash: u64,
 }
 
 impl Summary {
-    fn of(config: &Config) -> Self {
+    fn of(rt: &Runtime) -> Self {
         Self {
-            routes: config.routes.len(),
-            upstreams: config.upstreams.len(),
-            agents: config.agents.len(),
+            routes: rt.config.routes.len(),
+            upstreams: rt.config.upstreams.len(),
+            agents: rt.config.agents.len(),
+            config_hash: rt.config_hash,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use zentinel_config::RouteMatcher;
@@ -11,8 +12,10 @@ use zentinel_config::model::{Config, Route};
 
 use crate::BuildError;
 use crate::access_log::AccessLog;
+use crate::admin::AdminToken;
 use crate::agents::{Agents, RouteAgents};
 use crate::audit::AuditLog;
+use crate::metrics::{self, Registry, RouteMetrics, UpstreamMetrics};
 use crate::pool::Pool;
 use crate::retry::RetryBudget;
 use crate::upstream_tls::{self, UpstreamTls};
@@ -32,6 +35,8 @@ pub struct RouteRuntime {
     pub retry_budget: RetryBudget,
     /// The agents consulted, per event.
     pub(crate) agents: RouteAgents,
+    /// Its requests and their durations, across reloads.
+    pub(crate) metrics: Arc<RouteMetrics>,
 }
 
 /// One configuration, ready to serve.
@@ -58,23 +63,48 @@ pub struct Runtime {
     pub(crate) access_log: AccessLog,
     /// Where security decisions go.
     pub(crate) audit_log: AuditLog,
+    /// The process's metrics, shared by every runtime.
+    pub(crate) metrics: Arc<Registry>,
+    /// The metrics of requests that get no route.
+    pub(crate) unmatched: Arc<RouteMetrics>,
+    /// One entry per upstream, in `config.upstreams` order.
+    pub(crate) upstream_metrics: Vec<Arc<UpstreamMetrics>>,
+    /// FNV-1a hash of the effective configuration as JSON.
+    pub(crate) config_hash: u64,
+    /// When this runtime was built.
+    pub(crate) built: Instant,
+    /// The admin API's bearer token, read from `admin.token-file`.
+    pub(crate) admin_token: Option<AdminToken>,
 }
 
 impl Runtime {
     /// Builds the runtime for `config` (resolving target host names once, loading and
-    /// checking the upstreams' TLS files once).
+    /// checking the upstreams' TLS files once), with metrics of its own.
     pub fn build(config: Arc<Config>) -> Result<Self, BuildError> {
+        Self::build_in(config, &Arc::new(Registry::default()))
+    }
+
+    /// [`Self::build`], counting in `registry` (which outlives every runtime).
+    pub(crate) fn build_in(
+        config: Arc<Config>,
+        registry: &Arc<Registry>,
+    ) -> Result<Self, BuildError> {
+        let built = Instant::now();
+        let admin_token = match config.admin.as_ref().and_then(|a| a.token_file.as_ref()) {
+            Some(file) => Some(AdminToken::read(file)?),
+            None => None,
+        };
         let pools = config
             .upstreams
             .iter()
             .map(Pool::new)
             .collect::<Result<Vec<_>, _>>()?;
         let upstream_tls = upstream_tls::prepare(&config.upstreams)?;
-        let agents = Agents::start(&config)?;
+        let agents = Agents::start(&config, registry)?;
         let routes = config
             .routes
             .iter()
-            .map(|r| route_runtime(&config, &agents, r))
+            .map(|r| route_runtime(&config, &agents, registry, r))
             .collect::<Result<Vec<_>, _>>()?;
         let matchers = config
             .listeners
@@ -87,6 +117,13 @@ impl Runtime {
                 .map_err(|e| BuildError::Internal(format!("request-id-header: {e}")))?;
         let access_log = AccessLog::new(&config.observability.access_log);
         let audit_log = AuditLog::new(&config.observability.audit_log);
+        let upstream_metrics = config
+            .upstreams
+            .iter()
+            .map(|u| registry.upstream(&u.id))
+            .collect();
+        let json = serde_json::to_vec(&*config)
+            .map_err(|e| BuildError::Internal(format!("configuration as JSON: {e}")))?;
         Ok(Self {
             config,
             matchers,
@@ -98,6 +135,12 @@ impl Runtime {
             agents,
             access_log,
             audit_log,
+            metrics: registry.clone(),
+            unmatched: registry.unmatched(),
+            upstream_metrics,
+            config_hash: metrics::fnv1a(&json),
+            built,
+            admin_token,
         })
     }
 
@@ -116,7 +159,12 @@ impl Runtime {
     }
 }
 
-fn route_runtime(config: &Config, agents: &Agents, r: &Route) -> Result<RouteRuntime, BuildError> {
+fn route_runtime(
+    config: &Config,
+    agents: &Agents,
+    registry: &Registry,
+    r: &Route,
+) -> Result<RouteRuntime, BuildError> {
     let pool = config
         .upstreams
         .iter()
@@ -132,6 +180,7 @@ fn route_runtime(config: &Config, agents: &Agents, r: &Route) -> Result<RouteRun
         in_flight: AtomicUsize::new(0),
         retry_budget: RetryBudget::new(r.retry.budget_percent, r.retry.min_retries_per_second),
         agents: RouteAgents::new(agents, r),
+        metrics: registry.route(&r.id),
     })
 }
 

@@ -9,14 +9,17 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
 use pingora::apps::http_app::HttpServer;
+use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
 use tokio::signal::unix::{SignalKind, signal};
 use zentinel_config::model::{Config, ListenerProtocol};
 
+use crate::admin::{self, AdminApi};
 use crate::connections::{Capped, ConnectionLimits};
 use crate::demo::DemoUpstream;
+use crate::metrics::Registry;
 use crate::proxy::Zentinel;
 use crate::reload::{self, Reload, Reloader};
 use crate::runtime::{Runtime, Shared};
@@ -40,7 +43,9 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
     }
     check_binds(&config, opts.demo_upstream)?;
     let config = Arc::new(config);
-    let shared = Arc::new(Shared::new(runtime(config.clone())?));
+    // Outlives every runtime, so counters survive reloads.
+    let registry = Arc::new(Registry::default());
+    let shared = Arc::new(Shared::new(runtime(config.clone(), &registry)?));
     let draining = Arc::new(AtomicBool::new(false));
 
     // Certificates are loaded before anything starts, so a bad file is a clear error.
@@ -53,7 +58,7 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
         .iter()
         .map(|t| t.as_ref().map(|(_, c)| c.clone()))
         .collect();
-    let mut tls = tls.into_iter().map(|t| t.map(|(settings, _)| settings));
+    let tls = tls.into_iter().map(|t| t.map(|(settings, _)| settings));
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
     // Both follow reloads, so they run even when the first configuration needs neither.
@@ -67,13 +72,52 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
         crate::dns::DnsRefresh::new(shared.clone()),
     ));
     let connections = Arc::new(ConnectionLimits::new(&config.limits));
-    for (i, l) in config.listeners.iter().enumerate() {
-        let logic = Zentinel {
-            listener: i,
+    let logic = |listener| Zentinel {
+        listener,
+        shared: shared.clone(),
+        draining: draining.clone(),
+    };
+    add_listeners(&mut server, &config, tls, logic, &connections);
+    if let Some(addr) = opts.demo_upstream {
+        let mut svc = Service::new(
+            "demo upstream".to_owned(),
+            HttpServer::new_app(DemoUpstream),
+        );
+        svc.add_tcp(&addr.to_string());
+        server.add_service(svc);
+    }
+    let reload = Arc::new(Reload::new(shared.clone(), opts.reload, &config, certs));
+    if let Some(admin) = &config.admin {
+        let api = AdminApi {
             shared: shared.clone(),
+            reload: reload.clone(),
             draining: draining.clone(),
+            connections,
         };
-        let mut proxy = pingora::proxy::HttpProxy::new(logic, server.configuration.clone());
+        server.add_service(admin_service(admin.address, api));
+        tracing::info!(address = %admin.address, "admin API listening");
+    }
+    let watch = Signals {
+        draining,
+        shared,
+        reload,
+    };
+    server.run(RunArgs {
+        shutdown_signal: Box::new(watch),
+    });
+    Ok(())
+}
+
+/// One proxy service per listener, behind the connection caps.
+fn add_listeners(
+    server: &mut Server,
+    config: &Config,
+    mut tls: impl Iterator<Item = Option<TlsSettings>>,
+    logic: impl Fn(usize) -> Zentinel,
+    connections: &Arc<ConnectionLimits>,
+) {
+    for (i, l) in config.listeners.iter().enumerate() {
+        let mut proxy = pingora::proxy::HttpProxy::new(logic(i), server.configuration.clone());
         proxy.handle_init_modules();
         if l.protocol == ListenerProtocol::H2c {
             let mut o = HttpServerOptions::default();
@@ -93,26 +137,24 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
         server.add_service(svc);
         tracing::info!(listener = %l.id, address = %l.address, protocol = %l.protocol, "listening");
     }
-    if let Some(addr) = opts.demo_upstream {
-        let mut svc = Service::new(
-            "demo upstream".to_owned(),
-            HttpServer::new_app(DemoUpstream),
-        );
-        svc.add_tcp(&addr.to_string());
-        server.add_service(svc);
-    }
-    let reload = opts
-        .reload
-        .map(|r| Reload::new(shared.clone(), r, &config, certs));
-    let watch = Signals {
-        draining,
-        shared,
-        reload,
+}
+
+/// The admin API on its own address, with its own connection cap and header deadline, on
+/// one thread: never one of the traffic listeners.
+fn admin_service(address: SocketAddr, api: AdminApi) -> Service<Capped<HttpServer<AdminApi>>> {
+    let capped = Capped {
+        inner: Arc::new(HttpServer::new_app(api)),
+        limits: Arc::new(ConnectionLimits::with_caps(
+            admin::MAX_CONNECTIONS,
+            u32::try_from(admin::MAX_CONNECTIONS).unwrap_or(u32::MAX),
+            admin::MAX_CONNECTIONS,
+        )),
+        header_deadline: admin::HEADER_DEADLINE,
     };
-    server.run(RunArgs {
-        shutdown_signal: Box::new(watch),
-    });
-    Ok(())
+    let mut svc = Service::new("admin".to_owned(), capped);
+    svc.threads = Some(1);
+    svc.add_tcp(&address.to_string());
+    svc
 }
 
 fn server_conf(config: &Config) -> ServerConf {
@@ -137,8 +179,8 @@ fn server_conf(config: &Config) -> ServerConf {
 
 /// The first runtime; agents get up to their handshake timeout to connect before traffic
 /// is served.
-fn runtime(config: Arc<Config>) -> Result<Runtime, ServeError> {
-    let rt = Runtime::build(config)?;
+fn runtime(config: Arc<Config>, registry: &Arc<Registry>) -> Result<Runtime, ServeError> {
+    let rt = Runtime::build_in(config, registry)?;
     for agent in rt.agents.wait_ready() {
         tracing::warn!(
             agent = %agent.config.id,
@@ -165,7 +207,21 @@ fn check_binds(config: &Config, demo: Option<SocketAddr>) -> Result<(), ServeErr
             source: e,
         })?;
     }
-    Ok(())
+    let Some(admin) = &config.admin else {
+        return Ok(());
+    };
+    let address = admin.address;
+    let overlaps = |a: SocketAddr| {
+        a.port() == address.port()
+            && (a.ip() == address.ip() || a.ip().is_unspecified() || address.ip().is_unspecified())
+    };
+    if let Some(l) = config.listeners.iter().find(|l| overlaps(l.address)) {
+        return Err(ServeError::AdminAddress {
+            listener: l.id.to_string(),
+            address,
+        });
+    }
+    probe_bind(address).map_err(|source| ServeError::AdminBind { address, source })
 }
 
 fn probe_bind(addr: SocketAddr) -> std::io::Result<()> {
@@ -184,7 +240,7 @@ fn probe_bind(addr: SocketAddr) -> std::io::Result<()> {
 struct Signals {
     draining: Arc<AtomicBool>,
     shared: Arc<Shared>,
-    reload: Option<Reload>,
+    reload: Arc<Reload>,
 }
 
 impl Signals {
@@ -217,25 +273,10 @@ impl Signals {
 }
 
 impl Signals {
-    /// SIGHUP: reload, or say why not; the old configuration serves on in every case.
+    /// SIGHUP: reload, or say why not (logged); the old configuration serves on in every
+    /// case.
     async fn reload(&self) {
-        let Some(reload) = &self.reload else {
-            tracing::warn!("SIGHUP: no configuration file to reload (built-in demo); ignoring");
-            return;
-        };
-        tracing::info!("SIGHUP: reloading the configuration");
-        match reload.run().await {
-            Ok(s) => tracing::info!(
-                routes = s.routes,
-                upstreams = s.upstreams,
-                agents = s.agents,
-                "configuration reloaded"
-            ),
-            Err(why) => tracing::error!(
-                reason = %why,
-                "reload refused; the previous configuration keeps serving"
-            ),
-        }
+        let _ = self.reload.run_logged("SIGHUP").await;
     }
 }
 

@@ -21,9 +21,6 @@ pub fn unsupported(config: &Config) -> Vec<String> {
     if !config.filters.is_empty() {
         out.push("`filters`".to_owned());
     }
-    if config.admin.is_some() {
-        out.push("the admin listener (`admin`)".to_owned());
-    }
     let o = &config.observability;
     for (name, sink) in [
         ("access-log", &o.access_log),
@@ -54,6 +51,8 @@ mod tests {
             "{gaps:?}"
         );
         assert!(!gaps.iter().any(|g| g.contains("tls")), "{gaps:?}");
+        assert!(prod.admin.is_some(), "production has an admin block");
+        assert!(!gaps.iter().any(|g| g.contains("admin")), "{gaps:?}");
     }
 
     #[test]

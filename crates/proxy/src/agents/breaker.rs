@@ -139,7 +139,6 @@ impl Breaker {
     }
 
     /// The current state (an open breaker whose time is up reports open until the next call).
-    #[cfg(test)]
     pub(crate) fn state(&self) -> BreakerState {
         Self::name(&self.lock())
     }

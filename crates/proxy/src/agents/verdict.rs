@@ -3,6 +3,7 @@
 //! `filters` order. The first block, redirect, challenge or fail-closed failure answers the
 //! request; allows contribute their header edits; fail-open failures are logged and skipped.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,9 +16,10 @@ use zentinel_agent_protocol::{
 use zentinel_config::model::FailureMode;
 
 use super::body::Direction;
-use super::{Agents, Failure, Use};
+use super::{Agents, Failure, Outcome, Use};
 use crate::audit::{self, AuditLog};
 use crate::forwarding::HeaderEdit;
+use crate::metrics::AgentRouteCounters;
 
 /// A header edit an agent asked for, checked once.
 #[derive(Debug, Clone)]
@@ -106,8 +108,8 @@ pub(crate) struct CallRecord {
     pub agent: usize,
     /// The event.
     pub event: &'static str,
-    /// `allow`, `block`, …, or the failure reason.
-    pub outcome: &'static str,
+    /// What the call came to.
+    pub outcome: Outcome,
     /// How long it took.
     pub latency: Duration,
 }
@@ -141,6 +143,8 @@ pub(crate) struct Consult<'a> {
     pub route: &'a str,
     /// The event's name.
     pub event: &'static str,
+    /// The route's agent counters (indexed by [`Use::slot`]).
+    pub counters: &'a [Arc<AgentRouteCounters>],
 }
 
 /// Calls every agent of `uses` with `event` at once and reads the verdicts in order.
@@ -168,34 +172,28 @@ pub(crate) async fn consult_body(
 /// Records that the body passed `u`'s limit; the failure mode decides what follows.
 pub(crate) fn over_limit(c: &Consult<'_>, u: &Use, state: &mut AgentState) -> Verdict {
     let agent = c.agents.list[u.agent].config.id.as_str();
-    let (decision, verdict) = match u.mode {
-        FailureMode::Open => ("fail_open", Verdict::Continue),
-        _ => (
-            "fail_closed",
-            Verdict::Answer(Reply {
-                status: 413,
-                body: None,
-                detail: "the body is larger than a security check accepts",
-                headers: Vec::new(),
-            }),
-        ),
-    };
+    let f = Failure::BodyTooLarge;
+    let (decision, verdict) = fallback(u.mode, f);
+    let open = matches!(verdict, Verdict::Continue);
     c.audit.write(&audit::Decision {
         request_id: c.request_id,
         route: c.route,
         agent,
         event: c.event,
         decision,
-        reason: Some("body-too-large"),
+        reason: Some(f.reason()),
         failure_mode: u.mode,
-        status: matches!(verdict, Verdict::Answer(_)).then_some(413),
+        status: (!open).then(|| f.status()),
         audit: None,
         latency: Duration::ZERO,
     });
+    let counters = &c.counters[u.slot];
+    counters.call(Outcome::Failed(f));
+    counters.fallback(f, open);
     state.calls.push(CallRecord {
         agent: u.agent,
         event: c.event,
-        outcome: "body-too-large",
+        outcome: Outcome::Failed(f),
         latency: Duration::ZERO,
     });
     verdict
@@ -232,7 +230,15 @@ async fn run(
     });
     let results = join_all(calls).await;
     for (u, (result, latency)) in uses.iter().zip(results) {
-        let agent = c.agents.list[u.agent].config.id.as_str();
+        let runtime = &c.agents.list[u.agent];
+        if !matches!(
+            result,
+            Err(Failure::Saturated | Failure::BreakerOpen | Failure::Unreachable)
+        ) {
+            // The call reached the agent.
+            runtime.metrics.duration.observe(latency);
+        }
+        let agent = runtime.config.id.as_str();
         let line = |decision, reason, status, audit| audit::Decision {
             request_id: c.request_id,
             route: c.route,
@@ -255,21 +261,28 @@ async fn run(
                 state.request_edits.extend(req);
                 state.response_edits.extend(resp);
                 take_mutation(body, &response, state);
-                ("allow", Verdict::Continue)
+                (Outcome::Allow, Verdict::Continue)
             }
             Ok((response, Judged::Answer(kind, reply))) => {
-                c.audit
-                    .write(&line(kind, None, Some(reply.status), Some(&response.audit)));
+                c.audit.write(&line(
+                    kind.as_str(),
+                    None,
+                    Some(reply.status),
+                    Some(&response.audit),
+                ));
                 (kind, Verdict::Answer(reply))
             }
             Err(f) => {
                 let (decision, verdict) = fallback(u.mode, f);
-                let status = matches!(verdict, Verdict::Answer(_)).then(|| f.status());
+                let open = matches!(verdict, Verdict::Continue);
+                let status = (!open).then(|| f.status());
                 c.audit
                     .write(&line(decision, Some(f.reason()), status, None));
-                (f.reason(), verdict)
+                c.counters[u.slot].fallback(f, open);
+                (Outcome::Failed(f), verdict)
             }
         };
+        c.counters[u.slot].call(outcome);
         state.calls.push(CallRecord {
             agent: u.agent,
             event: c.event,
@@ -298,6 +311,7 @@ fn fallback(mode: FailureMode, f: Failure) -> (&'static str, Verdict) {
                 body: None,
                 detail: match f {
                     Failure::Timeout => "a security check did not answer in time",
+                    Failure::BodyTooLarge => "the body is larger than a security check accepts",
                     _ => "a security check is unavailable",
                 },
                 headers: Vec::new(),
@@ -308,7 +322,7 @@ fn fallback(mode: FailureMode, f: Failure) -> (&'static str, Verdict) {
 
 enum Judged {
     Allow(Vec<Edit>, Vec<Edit>),
-    Answer(&'static str, Reply),
+    Answer(Outcome, Reply),
 }
 
 /// Checks an answer; anything the protocol does not allow is a protocol failure.
@@ -336,7 +350,7 @@ fn judge(r: &AgentResponse) -> Result<Judged, Failure> {
                 .collect::<Result<Vec<_>, String>>()
                 .map_err(protocol)?;
             Ok(Judged::Answer(
-                "block",
+                Outcome::Block,
                 Reply {
                     status: *status,
                     body: body.clone(),
@@ -351,7 +365,7 @@ fn judge(r: &AgentResponse) -> Result<Judged, Failure> {
             }
             let location = value(url).map_err(protocol)?;
             Ok(Judged::Answer(
-                "redirect",
+                Outcome::Redirect,
                 Reply {
                     status: *status,
                     body: None,
@@ -362,7 +376,7 @@ fn judge(r: &AgentResponse) -> Result<Judged, Failure> {
         }
         // No challenge page can be configured yet: a challenge blocks, never allows.
         Decision::Challenge { .. } => Ok(Judged::Answer(
-            "challenge",
+            Outcome::Challenge,
             Reply {
                 status: 403,
                 body: None,
@@ -398,11 +412,11 @@ mod tests {
     #[test]
     fn decisions_become_replies_and_invalid_ones_protocol_failures() {
         let block = AgentResponse::block("c", 451, "nope");
-        assert!(matches!(judge(&block), Ok(Judged::Answer("block", r)) if r.status == 451));
+        assert!(matches!(judge(&block), Ok(Judged::Answer(Outcome::Block, r)) if r.status == 451));
         let bad = AgentResponse::block("c", 302, "");
         assert!(matches!(judge(&bad), Err(Failure::Protocol)));
         let redirect = AgentResponse::redirect("c", "https://login.test/", 302);
-        let Ok(Judged::Answer("redirect", r)) = judge(&redirect) else {
+        let Ok(Judged::Answer(Outcome::Redirect, r)) = judge(&redirect) else {
             panic!("redirect");
         };
         assert_eq!(r.headers[0].1, "https://login.test/");

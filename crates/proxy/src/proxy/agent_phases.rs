@@ -53,6 +53,7 @@ impl Zentinel {
             request_id: &ctx.request_id,
             route: rt.config.routes[route].id.as_str(),
             event: "request-headers",
+            counters: &rt.routes[route].agents.counters,
         };
         let verdict = tokio::select! {
             v = verdict::consult(&c, uses, event, &mut ctx.agents) => v,
@@ -91,6 +92,7 @@ impl Zentinel {
             request_id: &ctx.request_id,
             route: rt.config.routes[route].id.as_str(),
             event: "response-headers",
+            counters: &rt.routes[route].agents.counters,
         };
         match verdict::consult(&c, uses, event, &mut ctx.agents).await {
             Verdict::Continue => Ok(()),
@@ -194,6 +196,7 @@ impl Zentinel {
             request_id: &ctx.request_id,
             route: rt.config.routes[route].id.as_str(),
             event: name,
+            counters: &plan.counters,
         };
         let chunk = Chunk {
             request_id: &ctx.request_id,
