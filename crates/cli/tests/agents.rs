@@ -97,9 +97,23 @@ fn verdicts_block_redirect_challenge_and_allow_with_header_edits() {
     assert_eq!(lines[0]["rule_ids"][0], "r-1");
     assert_eq!(lines[0]["status"], 451);
     assert!(lines[0]["latency_ms"].as_f64().is_some());
+    // The access line of the same request carries the same ID and names the call.
+    let access = |p: &Proxy| {
+        p.stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|l| l["request_id"] == blocked_id.as_str())
+            .collect::<Vec<_>>()
+    };
     wait_until(Duration::from_secs(5), "access line", || {
-        p.stdout().lines().any(|l| l.contains(blocked_id.as_str()))
+        !access(&p).is_empty()
     });
+    let access = access(&p);
+    assert_eq!(access.len(), 1, "{access:?}");
+    assert_eq!(access[0]["status"], 451);
+    assert_eq!(access[0]["agents"][0]["agent"], "a");
+    assert_eq!(access[0]["agents"][0]["outcome"], "block");
+    assert!(access[0]["agents"][0]["ms"].as_f64().is_some());
 }
 
 #[test]
