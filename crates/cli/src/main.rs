@@ -14,9 +14,11 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod explain;
 mod logging;
 mod report;
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -50,7 +52,7 @@ fn demo_config() -> (String, String) {
     version,
     about = "Zentinel: a security-first reverse proxy whose behaviour you can read from its configuration",
     long_about = None,
-    after_help = "Examples:\n  zentinel validate zentinel.kdl          check a configuration (like `nginx -t`)\n  zentinel validate --format json a.kdl   the same, as JSON\n  zentinel run -c /etc/zentinel/zentinel.kdl\n  zentinel config defaults                every key with its default\n\nDocumentation: docs/config.md (every key), ARCHITECTURE.md"
+    after_help = "Examples:\n  zentinel validate zentinel.kdl          check a configuration (like `nginx -t`)\n  zentinel validate --format json a.kdl   the same, as JSON\n  zentinel run -c /etc/zentinel/zentinel.kdl\n  zentinel explain -c zentinel.kdl GET https://api.example.com/v1/users -H 'x-api-key: abc'\n  zentinel config defaults                every key with its default\n\nDocumentation: docs/config.md (every key), ARCHITECTURE.md"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -83,6 +85,37 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Show what the proxy does with one request, read from the configuration.
+    ///
+    /// The listener, the route and why (and the routes it shadows or nearly matched), the
+    /// upstream, every agent with its effective failure mode, header policies, timeouts,
+    /// retries and limits — computed by the proxy's own matcher and defaults. Sends nothing.
+    ///
+    /// Without `-c`, reads ./zentinel.kdl, or the built-in demo when that file does not exist
+    /// (as `run` does). Exit status: 0 when explained (whatever the proxy would answer), 1 when
+    /// the configuration is invalid, 2 on a bad URL, header or listener.
+    Explain {
+        /// Main configuration file.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The listener the request arrives on; by default the first whose protocol fits
+        /// the URL's scheme, preferring one on the URL's port.
+        #[arg(long, value_name = "ID")]
+        listener: Option<String>,
+        /// A request header, as curl takes it (repeatable).
+        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// The address the connection comes from (trusted proxies, client-ip hashing).
+        #[arg(long, value_name = "IP")]
+        client_ip: Option<IpAddr>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Request method, e.g. GET (case-sensitive, as sent).
+        method: String,
+        /// Request URL: http:// or https://, host, optional port, path and query.
+        url: String,
+    },
     /// Inspect the configuration language.
     Config {
         #[command(subcommand)]
@@ -100,9 +133,9 @@ enum ConfigCommand {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
-    /// Human-readable, with the offending source lines.
+    /// Human-readable (validate: with the offending source lines).
     Text,
-    /// One JSON document per file.
+    /// JSON for machines (validate: one document per file).
     Json,
 }
 
@@ -111,6 +144,24 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { files, format } => validate(&files, format),
         Command::Run { config } => run(config),
+        Command::Explain {
+            config,
+            listener,
+            headers,
+            client_ip,
+            format,
+            method,
+            url,
+        } => {
+            let request = ExplainRequest {
+                listener,
+                headers,
+                client_ip,
+                method,
+                url,
+            };
+            explain(config, &request, format)
+        }
         Command::Config {
             command: ConfigCommand::Defaults,
         } => {
@@ -164,25 +215,113 @@ fn validate(files: &[PathBuf], format: Format) -> ExitCode {
     }
 }
 
-fn run(path: Option<PathBuf>) -> ExitCode {
+/// The configuration `run` and `explain` use: `path`, else ./zentinel.kdl, else the
+/// built-in demo (then with the upstream address to serve).
+struct Chosen {
+    file: Option<PathBuf>,
+    outcome: Result<Config, zentinel_config::Diagnostics>,
+    source: String,
+    demo: Option<String>,
+}
+
+fn choose_config(path: Option<PathBuf>) -> Chosen {
     let default = PathBuf::from("zentinel.kdl");
     let file = path.or_else(|| default.exists().then_some(default));
-    let (outcome, source, demo) = match &file {
-        Some(p) => (
-            zentinel_config::loader::load_file(p),
-            p.display().to_string(),
-            None,
-        ),
+    match &file {
+        Some(p) => Chosen {
+            outcome: zentinel_config::loader::load_file(p),
+            source: p.display().to_string(),
+            demo: None,
+            file,
+        },
         None => {
             let (text, upstream) = demo_config();
-            let source = "the built-in demo configuration".to_owned();
-            (
-                zentinel_config::load_str("<built-in demo>", &text),
-                source,
-                Some(upstream),
-            )
+            Chosen {
+                outcome: zentinel_config::load_str("<built-in demo>", &text),
+                source: "the built-in demo configuration".to_owned(),
+                demo: Some(upstream),
+                file: None,
+            }
+        }
+    }
+}
+
+/// The request arguments of `explain`.
+struct ExplainRequest {
+    listener: Option<String>,
+    headers: Vec<String>,
+    client_ip: Option<IpAddr>,
+    method: String,
+    url: String,
+}
+
+fn explain(path: Option<PathBuf>, args: &ExplainRequest, format: Format) -> ExitCode {
+    let usage = |message: &dyn std::fmt::Display| {
+        eprintln!("zentinel explain: {message}");
+        ExitCode::from(2)
+    };
+    // The request first: a typo in the URL is reported without reading any file.
+    let mut request =
+        match zentinel_config::explain::RequestDescription::from_url(&args.method, &args.url) {
+            Ok(r) => r,
+            Err(e) => return usage(&e),
+        };
+    for line in &args.headers {
+        if let Err(e) = request.header_line(line) {
+            return usage(&e);
+        }
+    }
+    request.client_ip = args.client_ip;
+    let Chosen {
+        outcome, source, ..
+    } = choose_config(path);
+    let config = match outcome {
+        Ok(c) => c,
+        Err(d) => {
+            eprint!("{}", report::render(&d));
+            eprintln!("{source}: configuration invalid ({})", report::count(&d));
+            return ExitCode::from(1);
         }
     };
+    let explanation =
+        match zentinel_config::explain::explain(&config, args.listener.as_deref(), &request) {
+            Ok(e) => e,
+            Err(e) => return usage(&e),
+        };
+    let out = match format {
+        Format::Text => {
+            let mut text = explain::render(&explanation, &args.url, &source);
+            let gaps = zentinel_proxy::unsupported::unsupported(&config);
+            if !gaps.is_empty() {
+                text.push_str(
+                    "\nNote: this build refuses to start with this configuration; it uses\n",
+                );
+                for g in gaps {
+                    text.push_str(&format!("  - {g}\n"));
+                }
+            }
+            text
+        }
+        Format::Json => match serde_json::to_string_pretty(&explanation) {
+            Ok(json) => json + "\n",
+            Err(e) => {
+                eprintln!("zentinel explain: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    // `zentinel explain … | head` closes the pipe early: that is not an error.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
+    ExitCode::SUCCESS
+}
+
+fn run(path: Option<PathBuf>) -> ExitCode {
+    let Chosen {
+        file,
+        outcome,
+        source,
+        demo,
+    } = choose_config(path);
     let config: Config = match outcome {
         Ok(c) => c,
         Err(d) => {

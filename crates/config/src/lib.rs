@@ -9,9 +9,13 @@
 //! Pipeline: [`SourceSet`] → KDL documents (syntax) → schema-checked blocks (shape, types,
 //! ranges, defaults; see [`schema`]) → references and cross-key rules → [`Config`]. All
 //! problems of all files are collected into [`Diagnostics`].
+//!
+//! [`explain`] reads a validated [`Config`] for one request — listener, route and why,
+//! upstream, agents, limits — through the same [`RouteMatcher`] the proxy uses.
 
 mod decode;
 pub mod diagnostic;
+pub mod explain;
 mod freeform;
 #[cfg(feature = "fs")]
 pub mod loader;

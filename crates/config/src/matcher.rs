@@ -5,11 +5,17 @@
 //! that exact host, wildcard routes that cover it, and host-less routes, in rank order), and so
 //! does every wildcard suffix. A request costs one hash lookup for its host (or one per label
 //! for wildcard hosts) and a walk over that list until the first route whose remaining
-//! conditions hold. Matching never allocates.
+//! conditions hold. [`RouteMatcher::find`] never allocates.
+//!
+//! [`RouteMatcher::trace`] runs the same lookup and the same condition tests for every route
+//! and reports each result: what `zentinel explain` and the playground show. It allocates and
+//! is never on the request path.
 
 use std::collections::HashMap;
 
-use crate::model::{Config, HostPattern, Listener, Matches, RouteId};
+use crate::model::{
+    Config, HeaderMatch, HostPattern, Listener, Matches, PathMatch, QueryMatch, RouteId,
+};
 
 /// Read access to request headers, implemented by the proxy for its header map.
 pub trait Headers {
@@ -242,6 +248,92 @@ impl RouteMatcher {
     pub fn ranked(&self) -> impl Iterator<Item = &RouteId> {
         self.routes.iter().map(|r| &r.id)
     }
+
+    /// Every route, in rank order, checked condition by condition against `req`, with what
+    /// [`find`](Self::find) answers. It uses the same host lookup and the same condition
+    /// tests as `find`, so the first route whose checks all hold is the route `find` returns.
+    /// Allocates: for explanations, never the request path.
+    pub fn trace(&self, req: &Request<'_>) -> Trace<'_> {
+        let mut buf = [0u8; MAX_HOST];
+        let host = req.host.and_then(|h| normalize_host(h, &mut buf));
+        let candidates = match host {
+            Some(h) => self.candidates_for(h),
+            None => &self.any_host,
+        };
+        let routes = self
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(rank, r)| {
+                let m = &r.matches;
+                RouteCheck {
+                    id: &r.id,
+                    index: r.index,
+                    host: u32::try_from(rank).is_ok_and(|rank| candidates.contains(&rank)),
+                    paths: m.paths.iter().map(|p| path_holds(p, req)).collect(),
+                    method: (!m.methods.is_empty()).then(|| method_holds(m, req)),
+                    headers: m.headers.iter().map(|h| header_holds(h, req)).collect(),
+                    query_params: m.query_params.iter().map(|q| query_holds(q, req)).collect(),
+                }
+            })
+            .collect();
+        Trace {
+            host: host.map(str::to_owned),
+            found: self.find(req),
+            routes,
+        }
+    }
+}
+
+/// Every route of a matcher checked against one request; see [`RouteMatcher::trace`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Trace<'m> {
+    /// The host that was looked up: lower case, without port or trailing dot; `None` when the
+    /// request has none or it cannot match a configured name (too long, not ASCII).
+    pub host: Option<String>,
+    /// What [`RouteMatcher::find`] answers for the request.
+    pub found: Option<RouteMatch<'m>>,
+    /// Every route of the matcher, in rank order.
+    pub routes: Vec<RouteCheck<'m>>,
+}
+
+/// How one route fares against a request, condition by condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RouteCheck<'m> {
+    /// The route's ID.
+    pub id: &'m RouteId,
+    /// Its position in [`Config::routes`].
+    pub index: usize,
+    /// Whether the route is a candidate for the request's host: it has no `host` condition,
+    /// or one of its patterns covers the host.
+    pub host: bool,
+    /// Each of its path conditions, in order.
+    pub paths: Vec<bool>,
+    /// Its `method` condition; `None` when it has none.
+    pub method: Option<bool>,
+    /// Each of its header conditions, in order.
+    pub headers: Vec<bool>,
+    /// Each of its query-parameter conditions, in order.
+    pub query_params: Vec<bool>,
+}
+
+impl RouteCheck<'_> {
+    /// Whether every condition holds.
+    pub fn holds(&self) -> bool {
+        self.failed() == 0
+    }
+
+    /// How many conditions do not hold (the host and the method count as one each).
+    pub fn failed(&self) -> usize {
+        let failed = |v: &[bool]| v.iter().filter(|ok| !**ok).count();
+        usize::from(!self.host)
+            + failed(&self.paths)
+            + usize::from(self.method == Some(false))
+            + failed(&self.headers)
+            + failed(&self.query_params)
+    }
 }
 
 /// Lower-cases `host` into `buf` without its port and trailing dot. `None` when it does not
@@ -274,16 +366,29 @@ fn copy_lower<'b>(s: &str, buf: &'b mut [u8; MAX_HOST]) -> Option<&'b str> {
 
 /// Every condition other than the host (already settled by the candidate list).
 fn conditions_hold(m: &Matches, req: &Request<'_>) -> bool {
-    m.paths.iter().all(|p| p.matches(req.path))
-        && (m.methods.is_empty() || m.methods.iter().any(|x| x == req.method))
-        && m.headers.iter().all(|h| {
-            req.headers.any_value(&h.name, &mut |v| {
-                h.value.as_ref().is_none_or(|want| v == want.as_bytes())
-            })
-        })
-        && m.query_params
-            .iter()
-            .all(|q| query_has(req.query.unwrap_or(""), &q.name, q.value.as_deref()))
+    m.paths.iter().all(|p| path_holds(p, req))
+        && (m.methods.is_empty() || method_holds(m, req))
+        && m.headers.iter().all(|h| header_holds(h, req))
+        && m.query_params.iter().all(|q| query_holds(q, req))
+}
+
+fn path_holds(p: &PathMatch, req: &Request<'_>) -> bool {
+    p.matches(req.path)
+}
+
+/// Whether the method is one of the route's (which are not empty).
+fn method_holds(m: &Matches, req: &Request<'_>) -> bool {
+    m.methods.iter().any(|x| x == req.method)
+}
+
+fn header_holds(h: &HeaderMatch, req: &Request<'_>) -> bool {
+    req.headers.any_value(&h.name, &mut |v| {
+        h.value.as_ref().is_none_or(|want| v == want.as_bytes())
+    })
+}
+
+fn query_holds(q: &QueryMatch, req: &Request<'_>) -> bool {
+    query_has(req.query.unwrap_or(""), &q.name, q.value.as_deref())
 }
 
 /// Whether the query has parameter `name` (with `value`, if given), comparing decoded forms.
@@ -295,7 +400,7 @@ fn query_has(query: &str, name: &str, value: Option<&str>) -> bool {
 }
 
 /// Whether percent-decoding `raw` (with `+` as space) gives exactly `want`, without allocating.
-fn decoded_eq(raw: &str, want: &str) -> bool {
+pub(crate) fn decoded_eq(raw: &str, want: &str) -> bool {
     let (raw, want) = (raw.as_bytes(), want.as_bytes());
     let (mut i, mut j) = (0, 0);
     while i < raw.len() {

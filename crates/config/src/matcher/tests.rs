@@ -319,3 +319,6 @@ mod conditions;
 
 /// The matcher against a naive reference implementation (property tests).
 mod reference;
+
+/// `trace`: every route's conditions, one by one.
+mod trace;

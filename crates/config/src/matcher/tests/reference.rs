@@ -446,13 +446,26 @@ fn check_scenario(s: &Scenario) -> Result<(), TestCaseError> {
         for r in &s.requests {
             let headers: Vec<(&str, &str)> = r.headers.to_vec();
             let hs = Hs(&headers);
-            let got = m.find(&Request {
+            let req = Request {
                 method: r.method,
                 host: r.host.as_deref(),
                 path: r.path,
                 query: r.query.as_deref(),
                 headers: &hs,
-            });
+            };
+            let got = m.find(&req);
+            // The trace agrees with `find`, and each route's verdict with the reference.
+            let trace = m.trace(&req);
+            prop_assert_eq!(trace.found, got);
+            for c in &trace.routes {
+                prop_assert_eq!(
+                    c.holds(),
+                    reference_matches(&config.routes[c.index], r),
+                    "route {} request {:?}",
+                    c.id,
+                    r
+                );
+            }
             if let Some(g) = &got {
                 prop_assert_eq!(g.id, &config.routes[g.index].id);
             }
