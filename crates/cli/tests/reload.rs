@@ -93,6 +93,21 @@ fn a_reload_serves_the_next_request_and_a_bad_one_changes_nothing() {
         "{err}"
     );
     assert_eq!(get(addr, "h.test", "/").header("x-config"), Some("two"));
+
+    // A setting this build cannot carry out is refused on reload as at start-up.
+    let unsupported = tagged(addr, "five", a.addr()).replace(
+        "routes {",
+        r#"filters { filter "per-ip" { type "rate-limit"; requests-per-second 5; } }
+routes {"#,
+    );
+    p.write_file("zentinel.kdl", &unsupported);
+    reload(&p);
+    assert!(
+        p.stderr().contains("cannot carry out these settings yet"),
+        "{}",
+        p.stderr()
+    );
+    assert_eq!(get(addr, "h.test", "/").header("x-config"), Some("two"));
     assert_eq!(reloads(&p), 1);
 }
 
