@@ -516,7 +516,7 @@ static ADMIN: BlockSchema = BlockSchema {
             "token-file",
             Kind::Path,
             D::None,
-            "File whose content (trimmed) is the bearer token every admin request must carry. Absent: no token (loopback only).",
+            "File whose content (trimmed) is the bearer token every admin request except `GET /health` must carry. Absent: no token (loopback only).",
             r#"token-file "admin.token""#,
         ),
     ],
