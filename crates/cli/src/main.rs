@@ -333,7 +333,10 @@ fn run(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    logging::init(&config.observability);
+    if let Err(e) = logging::init(&config.observability) {
+        eprintln!("zentinel: not starting: {e}");
+        return ExitCode::from(1);
+    }
     eprintln!("zentinel: loaded {source} ({})", report::summary(&config));
     let mut opts = zentinel_proxy::ServeOptions::default();
     if let Some(p) = file {

@@ -1,37 +1,34 @@
-//! The access log: one line per request, JSON or text, to stdout or stderr.
+//! The access log: one line per request, JSON or text, to stdout, stderr or a file.
 
-use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pingora::prelude::*;
 use pingora::proxy::Session;
-use zentinel_config::model::{LogDestination, LogFormat, LogSink};
+use zentinel_config::model::{LogFormat, LogSink};
 
+use crate::BuildError;
+use crate::log_file::Sink;
 use crate::proxy::Ctx;
 
 /// Where access log lines go.
 #[derive(Debug)]
 pub(crate) struct AccessLog {
-    destination: LogDestination,
+    sink: Sink,
     format: LogFormat,
 }
 
 impl AccessLog {
-    /// The access log described by `sink` (destinations other than stdout, stderr and off
-    /// are refused at start-up, see `unsupported`).
-    pub(crate) fn new(sink: &LogSink) -> Self {
-        Self {
-            destination: sink.destination.clone(),
+    /// The access log described by `sink`; a file is opened now.
+    pub(crate) fn new(sink: &LogSink) -> Result<Self, BuildError> {
+        Ok(Self {
+            sink: Sink::new("access-log", &sink.destination)?,
             format: sink.format,
-        }
+        })
     }
 
     /// Writes the line of one finished request.
     pub(crate) fn write(&self, session: &Session, e: Option<&Error>, ctx: &Ctx, listener: usize) {
-        if matches!(
-            self.destination,
-            LogDestination::Off | LogDestination::File(_)
-        ) {
+        if self.sink.is_off() {
             return;
         }
         let req = session.req_header();
@@ -81,13 +78,7 @@ impl AccessLog {
             LogFormat::Json => line.to_string(),
             LogFormat::Text => text_line(&line),
         };
-        let result = match self.destination {
-            LogDestination::Stderr => writeln!(std::io::stderr().lock(), "{text}"),
-            _ => writeln!(std::io::stdout().lock(), "{text}"),
-        };
-        if result.is_err() {
-            tracing::debug!("access log write failed");
-        }
+        self.sink.line(&text);
     }
 }
 

@@ -3,16 +3,18 @@
 //! fallback with its reason and the failure mode that applied. Lines carry the request's
 //! trace ID, so "why was this request blocked?" is one search.
 
-use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use zentinel_agent_protocol::AuditMetadata;
-use zentinel_config::model::{FailureMode, LogDestination, LogSink};
+use zentinel_config::model::{FailureMode, LogSink};
+
+use crate::BuildError;
+use crate::log_file::Sink;
 
 /// Where audit lines go.
 #[derive(Debug)]
 pub(crate) struct AuditLog {
-    destination: LogDestination,
+    sink: Sink,
 }
 
 /// One security decision.
@@ -41,19 +43,16 @@ pub(crate) struct Decision<'a> {
 }
 
 impl AuditLog {
-    /// The audit log described by `sink` (files are refused at start-up, see `unsupported`).
-    pub(crate) fn new(sink: &LogSink) -> Self {
-        Self {
-            destination: sink.destination.clone(),
-        }
+    /// The audit log described by `sink`; a file is opened now.
+    pub(crate) fn new(sink: &LogSink) -> Result<Self, BuildError> {
+        Ok(Self {
+            sink: Sink::new("audit-log", &sink.destination)?,
+        })
     }
 
     /// Writes one decision.
     pub(crate) fn write(&self, d: &Decision<'_>) {
-        if matches!(
-            self.destination,
-            LogDestination::Off | LogDestination::File(_)
-        ) {
+        if self.sink.is_off() {
             return;
         }
         let ts = SystemTime::now()
@@ -77,12 +76,6 @@ impl AuditLog {
             "confidence": a.confidence,
             "latency_ms": d.latency.as_secs_f64() * 1000.0,
         });
-        let result = match self.destination {
-            LogDestination::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
-            _ => writeln!(std::io::stdout().lock(), "{line}"),
-        };
-        if result.is_err() {
-            tracing::debug!("audit log write failed");
-        }
+        self.sink.line(&line.to_string());
     }
 }

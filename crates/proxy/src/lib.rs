@@ -17,6 +17,7 @@ mod forwarding;
 mod header_deadline;
 mod health;
 mod limits;
+pub mod log_file;
 mod metrics;
 pub mod pool;
 mod proxy;
@@ -73,6 +74,16 @@ pub enum BuildError {
         /// The file.
         file: String,
         /// What is wrong with it.
+        reason: String,
+    },
+    /// A log file cannot be opened for appending.
+    #[error("{log}: cannot open {path}: {reason}")]
+    Log {
+        /// The log (`access-log`, `audit-log`).
+        log: String,
+        /// The file.
+        path: String,
+        /// The OS error.
         reason: String,
     },
     /// An inconsistency that validation should have prevented.

@@ -115,8 +115,8 @@ impl Runtime {
         let request_id_header =
             http::HeaderName::from_bytes(config.server.request_id_header.as_bytes())
                 .map_err(|e| BuildError::Internal(format!("request-id-header: {e}")))?;
-        let access_log = AccessLog::new(&config.observability.access_log);
-        let audit_log = AuditLog::new(&config.observability.audit_log);
+        let access_log = AccessLog::new(&config.observability.access_log)?;
+        let audit_log = AuditLog::new(&config.observability.audit_log)?;
         let upstream_metrics = config
             .upstreams
             .iter()

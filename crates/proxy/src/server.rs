@@ -236,7 +236,7 @@ fn probe_bind(addr: SocketAddr) -> std::io::Result<()> {
 }
 
 /// SIGTERM, SIGINT and SIGQUIT drain then stop; SIGHUP reloads the configuration (it never
-/// kills the process).
+/// kills the process); SIGUSR1 reopens log files.
 struct Signals {
     draining: Arc<AtomicBool>,
     shared: Arc<Shared>,
@@ -283,11 +283,12 @@ impl Signals {
 #[async_trait]
 impl ShutdownSignalWatch for Signals {
     async fn recv(&self) -> ShutdownSignal {
-        let (Ok(mut term), Ok(mut int), Ok(mut quit), Ok(mut hup)) = (
+        let (Ok(mut term), Ok(mut int), Ok(mut quit), Ok(mut hup), Ok(mut usr1)) = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
             signal(SignalKind::quit()),
             signal(SignalKind::hangup()),
+            signal(SignalKind::user_defined1()),
         ) else {
             tracing::error!("cannot install signal handlers; stopping");
             return ShutdownSignal::FastShutdown;
@@ -297,6 +298,12 @@ impl ShutdownSignalWatch for Signals {
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
                 _ = quit.recv() => "SIGQUIT",
+                _ = usr1.recv() => {
+                    // logrotate moved the files: write to new ones at the same paths.
+                    crate::log_file::reopen_all();
+                    tracing::info!("SIGUSR1: log files reopened");
+                    continue;
+                }
                 _ = hup.recv() => {
                     self.reload().await;
                     continue;

@@ -1,7 +1,7 @@
 //! Settings this build of the data plane does not carry out yet. A configuration that uses
 //! one is refused at start-up with the list, rather than served with the setting ignored.
 
-use zentinel_config::model::{AgentEvent, Config, FilterRef, LogDestination};
+use zentinel_config::model::{AgentEvent, Config, FilterRef};
 
 /// Every setting of `config` this build cannot honour, described for the operator.
 pub fn unsupported(config: &Config) -> Vec<String> {
@@ -20,16 +20,6 @@ pub fn unsupported(config: &Config) -> Vec<String> {
     }
     if !config.filters.is_empty() {
         out.push("`filters`".to_owned());
-    }
-    let o = &config.observability;
-    for (name, sink) in [
-        ("access-log", &o.access_log),
-        ("audit-log", &o.audit_log),
-        ("error-log", &o.error_log),
-    ] {
-        if matches!(sink.destination, LogDestination::File(_)) {
-            out.push(format!("`{name}` to a file"));
-        }
     }
     out
 }
