@@ -288,3 +288,30 @@ fn a_client_that_goes_away_cancels_its_calls_at_the_agent() {
     });
     assert_eq!(up.hits(), 0);
 }
+
+#[test]
+fn error_log_lines_of_a_request_carry_its_trace_id_and_route() {
+    let agent = MockAgent::start();
+    // A block with a 3xx status breaks the protocol: the proxy logs it, within the request.
+    agent.set_default(Script::Block {
+        status: 302,
+        body: "",
+        rule: "bad",
+    });
+    let (p, addr, _up) = start(&agent, "", GUARDED);
+    let r = get(addr, "h.test", "/");
+    assert_eq!(r.status, 503);
+    let id = r.header("x-request-id").unwrap().to_owned();
+    wait_until(Duration::from_secs(5), "the warning", || {
+        p.stderr().contains("agent answer refused")
+    });
+    let line = p
+        .stderr()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "agent answer refused")
+        .unwrap();
+    assert_eq!(line["span"]["name"], "request", "{line}");
+    assert_eq!(line["span"]["request_id"], id.as_str(), "{line}");
+    assert_eq!(line["span"]["route"], "guarded", "{line}");
+}

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use tracing::Instrument;
 use zentinel_config::matcher::Request;
 use zentinel_config::model::{HashKey, RetryOn};
 
@@ -65,6 +66,9 @@ pub(crate) struct Ctx {
     pub request_id: String,
     /// The W3C trace context.
     pub trace: Trace,
+    /// The request's span: every error-log line of the request carries its trace ID and
+    /// route. At `error` level, so it exists whenever the error log is on.
+    pub span: tracing::Span,
     /// The matched route, as an index in `config.routes`.
     pub route: Option<usize>,
     /// Who the client is.
@@ -139,6 +143,8 @@ impl Zentinel {
             return Some(Refusal::NoRoute);
         };
         ctx.route = Some(found.index);
+        ctx.span
+            .record("route", rt.config.routes[found.index].id.as_str());
         let (route, rr) = rt.route(found.index);
         if limits::is_upgrade(req) && !route.websocket {
             return Some(Refusal::UpgradeNotAllowed);
@@ -191,10 +197,16 @@ impl ProxyHttp for Zentinel {
 
     fn new_ctx(&self) -> Ctx {
         let trace = Trace::new();
+        let span = tracing::error_span!(
+            "request",
+            request_id = %trace.id,
+            route = tracing::field::Empty
+        );
         Ctx {
             rt: self.shared.load(),
             request_id: trace.id.clone(),
             trace,
+            span,
             route: None,
             forwarding: None,
             attempt: Attempt::default(),
@@ -208,41 +220,47 @@ impl ProxyHttp for Zentinel {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        let forwarding =
-            Forwarding::new(&ctx.rt.config.server, peer, &session.req_header().headers);
-        // A trace is continued only from a trusted proxy.
-        if forwarding.trusted_peer
-            && let Some(t) = session
-                .req_header()
-                .headers
-                .get("traceparent")
-                .and_then(|v| v.to_str().ok())
-                .and_then(Trace::continue_from)
-        {
-            ctx.trace = t;
-        }
-        ctx.request_id.clone_from(&ctx.trace.id);
-        ctx.forwarding = Some(forwarding);
-        let listener = &ctx.rt.config.listeners[self.listener];
-        session.set_keepalive(Some(listener.idle_timeout.as_secs().max(1)));
-        match self.admit(session, ctx) {
-            Some(why) => self.refuse(session, ctx, why).await,
-            None => {
-                // Retries on upstream statuses resend the request: keep its body (up to
-                // Pingora's 64 KiB retry buffer; a longer body is not retried).
-                let retry = ctx.route.map(|i| &ctx.rt.config.routes[i].retry);
-                if retry.is_some_and(|r| {
-                    r.max_attempts > 1 && r.retry_on.iter().any(|o| *o != RetryOn::ConnectError)
-                }) {
-                    session.enable_retry_buffering();
+        let span = ctx.span.clone();
+        async {
+            let peer = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip());
+            let forwarding =
+                Forwarding::new(&ctx.rt.config.server, peer, &session.req_header().headers);
+            // A trace is continued only from a trusted proxy.
+            if forwarding.trusted_peer
+                && let Some(t) = session
+                    .req_header()
+                    .headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(Trace::continue_from)
+            {
+                ctx.trace = t;
+            }
+            ctx.request_id.clone_from(&ctx.trace.id);
+            ctx.span.record("request_id", ctx.request_id.as_str());
+            ctx.forwarding = Some(forwarding);
+            let listener = &ctx.rt.config.listeners[self.listener];
+            session.set_keepalive(Some(listener.idle_timeout.as_secs().max(1)));
+            match self.admit(session, ctx) {
+                Some(why) => self.refuse(session, ctx, why).await,
+                None => {
+                    // Retries on upstream statuses resend the request: keep its body (up to
+                    // Pingora's 64 KiB retry buffer; a longer body is not retried).
+                    let retry = ctx.route.map(|i| &ctx.rt.config.routes[i].retry);
+                    if retry.is_some_and(|r| {
+                        r.max_attempts > 1 && r.retry_on.iter().any(|o| *o != RetryOn::ConnectError)
+                    }) {
+                        session.enable_retry_buffering();
+                    }
+                    self.request_agents(session, ctx).await
                 }
-                self.request_agents(session, ctx).await
             }
         }
+        .instrument(span)
+        .await
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -305,6 +323,8 @@ impl ProxyHttp for Zentinel {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        let span = ctx.span.clone();
+        let _entered = span.enter();
         self.finish_attempt(ctx, true);
         let Some(route) = ctx.route else { return e };
         let (r, rr) = ctx.rt.route(route);
@@ -366,6 +386,8 @@ impl ProxyHttp for Zentinel {
         ctx: &mut Ctx,
         client_reused: bool,
     ) -> Box<Error> {
+        let span = ctx.span.clone();
+        let _entered = span.enter();
         let status_retry = std::mem::take(&mut ctx.attempt.status_retry);
         // Only the upstream's failures count against its target (a client hanging up does not).
         self.finish_attempt(ctx, status_retry || e.esource() == &ErrorSource::Upstream);
@@ -413,14 +435,19 @@ impl ProxyHttp for Zentinel {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let (Some(b), Some(route)) = (body.as_ref(), ctx.route) {
-            ctx.body_bytes += b.len() as u64;
-            if ctx.body_bytes > ctx.rt.routes[route].max_body_bytes {
-                return Err(Refusal::BodyTooLarge.error());
+        let span = ctx.span.clone();
+        async {
+            if let (Some(b), Some(route)) = (body.as_ref(), ctx.route) {
+                ctx.body_bytes += b.len() as u64;
+                if ctx.body_bytes > ctx.rt.routes[route].max_body_bytes {
+                    return Err(Refusal::BodyTooLarge.error());
+                }
             }
+            self.body_agents(Direction::Request, session, body, end_of_stream, ctx)
+                .await
         }
-        self.body_agents(Direction::Request, session, body, end_of_stream, ctx)
-            .await
+        .instrument(span)
+        .await
     }
 
     async fn upstream_request_filter(
@@ -472,30 +499,35 @@ impl ProxyHttp for Zentinel {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let Some(route) = ctx.route {
-            if matches!(resp.status.as_u16(), 502..=504) {
-                ctx.attempt.failed = true;
-            }
-            self.response_agents(ctx, resp).await?;
-            apply_policy(&ctx.rt.config.routes[route].response_headers, resp);
-            verdict::apply(&ctx.agents.response_edits, resp);
-            if !ctx.rt.routes[route].agents.response_body.is_empty() {
-                // Agents may replace body chunks: the length is known only at the end.
-                ctx.response_length = resp
-                    .headers
-                    .get("content-length")
-                    .and_then(|v| v.to_str().ok()?.parse().ok());
-                if resp.remove_header("content-length").is_some()
-                    && session.req_header().version == http::Version::HTTP_11
-                {
-                    resp.insert_header("transfer-encoding", "chunked")?;
+        let span = ctx.span.clone();
+        async {
+            if let Some(route) = ctx.route {
+                if matches!(resp.status.as_u16(), 502..=504) {
+                    ctx.attempt.failed = true;
+                }
+                self.response_agents(ctx, resp).await?;
+                apply_policy(&ctx.rt.config.routes[route].response_headers, resp);
+                verdict::apply(&ctx.agents.response_edits, resp);
+                if !ctx.rt.routes[route].agents.response_body.is_empty() {
+                    // Agents may replace body chunks: the length is known only at the end.
+                    ctx.response_length = resp
+                        .headers
+                        .get("content-length")
+                        .and_then(|v| v.to_str().ok()?.parse().ok());
+                    if resp.remove_header("content-length").is_some()
+                        && session.req_header().version == http::Version::HTTP_11
+                    {
+                        resp.insert_header("transfer-encoding", "chunked")?;
+                    }
                 }
             }
+            let header = self.request_id_header(ctx);
+            resp.insert_header(header, ctx.request_id.as_str())?;
+            resp.remove_header("server");
+            Ok(())
         }
-        let header = self.request_id_header(ctx);
-        resp.insert_header(header, ctx.request_id.as_str())?;
-        resp.remove_header("server");
-        Ok(())
+        .instrument(span)
+        .await
     }
 
     fn response_body_filter(
@@ -505,6 +537,8 @@ impl ProxyHttp for Zentinel {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
+        let span = ctx.span.clone();
+        let _entered = span.enter();
         self.response_body_agents(session, body, end_of_stream, ctx)?;
         // The response headers are gone already: past the deadline the stream is cut.
         if let Some(route) = ctx.route
@@ -519,70 +553,81 @@ impl ProxyHttp for Zentinel {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        if let Some(reply) = ctx.agents.pending.take()
-            && session.response_written().is_none()
-        {
-            if let Err(err) = self.reply(session, ctx, &reply).await {
-                tracing::debug!(error = %err, "could not write the agent's answer");
-            }
-            return FailToProxy {
-                error_code: reply.status,
-                can_reuse_downstream: false,
-            };
-        }
-        let status = status_of(e);
-        // Only the upstream's failures count against its target (passive health).
-        if e.esource() == &ErrorSource::Upstream {
-            ctx.attempt.failed = true;
-        }
-        if status > 0 && session.response_written().is_none() {
-            let route = ctx.route.map(|i| ctx.rt.config.routes[i].id.to_string());
-            let explained = e.context.as_ref().map(ToString::to_string);
-            let detail = match (e.etype(), status) {
-                (HTTPStatus(_), _) => explained.as_deref().unwrap_or("refused"),
-                (_, 502) => "the upstream could not be reached or answered badly",
-                (_, 504) => "the upstream did not answer in time",
-                _ => "the request could not be processed",
-            };
-            let header = self.request_id_header(ctx);
-            let detail = detail.to_owned();
-            if let Err(err) = respond(
-                session,
-                status,
-                &detail,
-                route.as_deref(),
-                &ctx.request_id,
-                &header,
-                true,
-            )
-            .await
+        let span = ctx.span.clone();
+        async {
+            if let Some(reply) = ctx.agents.pending.take()
+                && session.response_written().is_none()
             {
-                tracing::debug!(error = %err, "could not write the error response");
+                if let Err(err) = self.reply(session, ctx, &reply).await {
+                    tracing::debug!(error = %err, "could not write the agent's answer");
+                }
+                return FailToProxy {
+                    error_code: reply.status,
+                    can_reuse_downstream: false,
+                };
+            }
+            let status = status_of(e);
+            // Only the upstream's failures count against its target (passive health).
+            if e.esource() == &ErrorSource::Upstream {
+                ctx.attempt.failed = true;
+            }
+            if status > 0 && session.response_written().is_none() {
+                let route = ctx.route.map(|i| ctx.rt.config.routes[i].id.to_string());
+                let explained = e.context.as_ref().map(ToString::to_string);
+                let detail = match (e.etype(), status) {
+                    (HTTPStatus(_), _) => explained.as_deref().unwrap_or("refused"),
+                    (_, 502) => "the upstream could not be reached or answered badly",
+                    (_, 504) => "the upstream did not answer in time",
+                    _ => "the request could not be processed",
+                };
+                let header = self.request_id_header(ctx);
+                let detail = detail.to_owned();
+                if let Err(err) = respond(
+                    session,
+                    status,
+                    &detail,
+                    route.as_deref(),
+                    &ctx.request_id,
+                    &header,
+                    true,
+                )
+                .await
+                {
+                    tracing::debug!(error = %err, "could not write the error response");
+                }
+            }
+            FailToProxy {
+                error_code: status,
+                can_reuse_downstream: false,
             }
         }
-        FailToProxy {
-            error_code: status,
-            can_reuse_downstream: false,
-        }
+        .instrument(span)
+        .await
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        let failed = ctx.attempt.failed || e.is_some_and(|e| e.esource() == &ErrorSource::Upstream);
-        self.finish_attempt(ctx, failed);
-        if let Some(route) = ctx.route {
-            let notify = &ctx.rt.routes[route].agents.request_complete;
-            if !notify.is_empty() {
-                let done = event::request_complete(session, ctx, e.map(|e| e.etype().as_str()));
-                for &a in notify {
-                    ctx.rt.agents.list[a].notify(done.clone());
+        let span = ctx.span.clone();
+        async {
+            let failed =
+                ctx.attempt.failed || e.is_some_and(|e| e.esource() == &ErrorSource::Upstream);
+            self.finish_attempt(ctx, failed);
+            if let Some(route) = ctx.route {
+                let notify = &ctx.rt.routes[route].agents.request_complete;
+                if !notify.is_empty() {
+                    let done = event::request_complete(session, ctx, e.map(|e| e.etype().as_str()));
+                    for &a in notify {
+                        ctx.rt.agents.list[a].notify(done.clone());
+                    }
                 }
             }
+            let status = session.response_written().map_or(0, |r| r.status.as_u16());
+            let metrics = ctx
+                .route
+                .map_or(&ctx.rt.unmatched, |i| &ctx.rt.routes[i].metrics);
+            metrics.record(status, ctx.started.elapsed());
+            ctx.rt.access_log.write(session, e, ctx, self.listener);
         }
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let metrics = ctx
-            .route
-            .map_or(&ctx.rt.unmatched, |i| &ctx.rt.routes[i].metrics);
-        metrics.record(status, ctx.started.elapsed());
-        ctx.rt.access_log.write(session, e, ctx, self.listener);
+        .instrument(span)
+        .await
     }
 }
