@@ -60,36 +60,45 @@ fn a_hung_agent_only_affects_its_routes_as_their_failure_mode_says() {
         timed(addr, "/plain");
         timed(addr, "/closed");
     }
-    let baseline: Vec<_> = (0..300).map(|_| timed(addr, "/plain").1).collect();
+    // Interleaved rounds, so that other load on a shared machine hits both sides alike.
     let rss_before = rss_kib(p.pid());
-
-    agent.set_default(Script::Hang);
-    // Four clients keep calls hanging on the agent while the plain route is measured.
-    let hammers: Vec<_> = (0..4)
-        .map(|_| thread::spawn(move || (0..15).map(|_| timed(addr, "/closed")).collect::<Vec<_>>()))
-        .collect();
-    let faulted: Vec<_> = (0..300)
-        .map(|_| {
-            let (status, t) = timed(addr, "/plain");
-            assert_eq!(status, 200);
-            t
-        })
-        .collect();
-    let (base, fault) = (p99(baseline), p99(faulted));
+    let (mut base, mut fault) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        agent.set_default(Script::Allow);
+        base.push(p99((0..150).map(|_| timed(addr, "/plain").1).collect()));
+        agent.set_default(Script::Hang);
+        // Four clients keep calls hanging on the agent while the plain route is measured.
+        let hammers: Vec<_> = (0..4)
+            .map(|_| {
+                thread::spawn(move || (0..5).map(|_| timed(addr, "/closed")).collect::<Vec<_>>())
+            })
+            .collect();
+        let plain = (0..150)
+            .map(|_| {
+                let (status, t) = timed(addr, "/plain");
+                assert_eq!(status, 200);
+                t
+            })
+            .collect();
+        fault.push(p99(plain));
+        for h in hammers {
+            for (status, t) in h.join().unwrap() {
+                assert_eq!(status, 504, "fail-closed route, agent timed out");
+                assert!(
+                    t >= Duration::from_millis(190) && t < Duration::from_millis(700),
+                    "answered within timeout-ms plus a margin: {t:?}"
+                );
+            }
+        }
+    }
+    base.sort();
+    fault.sort();
+    let (base, fault) = (base[1], fault[1]);
     // Within 10 % of the baseline, plus 1 ms for scheduling noise on a shared machine.
     assert!(
         fault <= base.mul_f64(1.1) + Duration::from_millis(1),
-        "plain route p99 {fault:?} vs baseline {base:?}"
+        "plain route p99 (median of 3 rounds) {fault:?} vs baseline {base:?}"
     );
-    for h in hammers {
-        for (status, t) in h.join().unwrap() {
-            assert_eq!(status, 504, "fail-closed route, agent timed out");
-            assert!(
-                t >= Duration::from_millis(190) && t < Duration::from_millis(700),
-                "answered within timeout-ms plus a margin: {t:?}"
-            );
-        }
-    }
     let (status, t) = timed(addr, "/open");
     assert_eq!(status, 200, "fail-open route answers from the upstream");
     assert!(t < Duration::from_millis(700));
