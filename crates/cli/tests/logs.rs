@@ -102,3 +102,72 @@ routes {{ route "r" {{ upstream "u"; }} }}"#
         );
     }
 }
+
+#[test]
+fn limit_rejections_are_audited_with_the_request_id() {
+    let up = MockUpstream::start("u");
+    let addr = free_addr();
+    let config = format!(
+        r#"listeners {{ listener "web" {{ address "{addr}"; }} }}
+observability {{ access-log {{ destination "off"; }}; audit-log {{ destination "file"; path "audit.log"; }} }}
+limits {{ max-uri-bytes 64; max-body-bytes 10; max-connections-per-client 2; }}
+upstreams {{ upstream "u" {{ target "{}"; }} }}
+routes {{ route "r" {{ upstream "u"; }} }}"#,
+        up.addr()
+    );
+    let p = Proxy::start(&config, &[addr]);
+    let dir = p.dir().to_owned();
+    let long = format!("/{}", "a".repeat(100));
+    let r = get(addr, "h.test", &long);
+    assert_eq!(r.status, 414);
+    let uri_id = r.header("x-request-id").unwrap().to_owned();
+    // Only the head: refused on the declared length before any body byte is sent.
+    let head = b"POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 100\r\n\r\n";
+    let r = support::send_raw(addr, head).unwrap();
+    assert_eq!(r.status, 413);
+    let body_id = r.header("x-request-id").unwrap().to_owned();
+    // The third connection of a client with `max-connections-per-client 2` is refused.
+    // (Each request above had its own connection: let their slots be given back first.)
+    std::thread::sleep(Duration::from_millis(200));
+    let keep = b"GET / HTTP/1.1\r\nHost: h.test\r\n\r\n";
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = support::RawConn::connect(addr).unwrap();
+            c.send(keep).unwrap();
+            assert_eq!(c.read_response().unwrap().status, 200);
+            c
+        })
+        .collect();
+    let mut refused = support::RawConn::connect(addr).unwrap();
+    let _ = refused.send(keep);
+    assert!(refused.closed_by_peer(Duration::from_secs(5)));
+    drop(held);
+    let audit = || -> Vec<serde_json::Value> {
+        read(&dir, "audit.log")
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    wait_until(Duration::from_secs(5), "three audit lines", || {
+        audit().len() >= 3
+    });
+    let lines = audit();
+    let find = |reason: &str| {
+        lines
+            .iter()
+            .find(|l| l["reason"] == reason)
+            .unwrap_or_else(|| panic!("no {reason} line in {lines:?}"))
+    };
+    let uri = find("uri-too-long");
+    assert_eq!(
+        (uri["decision"].as_str(), uri["status"].as_u64()),
+        (Some("reject"), Some(414))
+    );
+    assert_eq!(uri["request_id"], uri_id.as_str());
+    let body = find("body-too-large");
+    assert_eq!(body["request_id"], body_id.as_str());
+    assert_eq!(body["route"], "r");
+    let conn = find("max-connections-per-client");
+    assert_eq!(conn["client"], "127.0.0.1");
+    assert!(conn["request_id"].is_null());
+}

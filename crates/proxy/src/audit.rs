@@ -1,6 +1,7 @@
 //! The audit log: one JSON line per security decision — an agent's verdict other than a
-//! plain allow, an allow that carries rule IDs or tags, and every fail-open or fail-closed
-//! fallback with its reason and the failure mode that applied. Lines carry the request's
+//! plain allow, an allow that carries rule IDs or tags, every fail-open or fail-closed
+//! fallback with its reason and the failure mode that applied, and every request or
+//! connection refused by a limit (size, count, in-flight and connection caps). Lines carry the request's
 //! trace ID, so "why was this request blocked?" is one search.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -42,12 +43,48 @@ pub(crate) struct Decision<'a> {
     pub latency: Duration,
 }
 
+/// A request or connection refused by a limit: a security decision of the proxy itself.
+#[derive(Debug)]
+pub(crate) struct Rejection<'a> {
+    /// The request's trace ID (`None` for a refused connection).
+    pub request_id: Option<&'a str>,
+    /// The route, once known.
+    pub route: Option<&'a str>,
+    /// The trusted client address.
+    pub client: Option<std::net::IpAddr>,
+    /// Which limit: `max-connections`, `uri-too-long`, `body-too-large`, …
+    pub reason: &'a str,
+    /// Status sent (`None` for a refused connection, which gets none).
+    pub status: Option<u16>,
+}
+
 impl AuditLog {
     /// The audit log described by `sink`; a file is opened now.
     pub(crate) fn new(sink: &LogSink) -> Result<Self, BuildError> {
         Ok(Self {
             sink: Sink::new("audit-log", &sink.destination)?,
         })
+    }
+
+    /// Writes one limit rejection.
+    pub(crate) fn rejection(&self, r: &Rejection<'_>) {
+        if self.sink.is_off() {
+            return;
+        }
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |t| t.as_millis());
+        let line = serde_json::json!({
+            "ts_ms": ts,
+            "log": "audit",
+            "request_id": r.request_id,
+            "route": r.route,
+            "client": r.client.map(|ip| ip.to_string()),
+            "decision": "reject",
+            "reason": r.reason,
+            "status": r.status,
+        });
+        self.sink.line(&line.to_string());
     }
 
     /// Writes one decision.

@@ -20,7 +20,9 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use zentinel_config::model::Limits;
 
+use crate::audit::Rejection;
 use crate::header_deadline::HeaderDeadline;
+use crate::runtime::Shared;
 
 /// The connection counters shared by every listener.
 #[derive(Debug)]
@@ -69,13 +71,16 @@ impl ConnectionLimits {
         }
     }
 
-    fn refuse(&self, cap: usize) -> Option<ConnectionSlot> {
+    fn refuse(&self, cap: usize) -> Result<ConnectionSlot, &'static str> {
         self.refused[cap].fetch_add(1, Ordering::Relaxed);
-        None
+        Err(REFUSALS[cap])
     }
 
-    /// Takes a slot for a connection from `client`; `None` when a cap is reached.
-    pub(crate) fn acquire(self: &Arc<Self>, client: Option<IpAddr>) -> Option<ConnectionSlot> {
+    /// Takes a slot for a connection from `client`; `Err` names the cap that is reached.
+    pub(crate) fn acquire(
+        self: &Arc<Self>,
+        client: Option<IpAddr>,
+    ) -> Result<ConnectionSlot, &'static str> {
         let max = self.max_total;
         let taken = self
             .total
@@ -106,7 +111,7 @@ impl ConnectionLimits {
             }
             slot.client = Some(ip);
         }
-        Some(slot)
+        Ok(slot)
     }
 
     /// Open client connections now.
@@ -145,6 +150,9 @@ pub(crate) struct Capped<A> {
     pub(crate) limits: Arc<ConnectionLimits>,
     /// The listener's `header-read-timeout-ms`.
     pub(crate) header_deadline: std::time::Duration,
+    /// Where refused connections are audited (the current runtime's audit log); `None` for
+    /// the admin listener.
+    pub(crate) audit: Option<Arc<Shared>>,
 }
 
 #[async_trait]
@@ -157,9 +165,21 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Capped<A> {
         let client = stream
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-        let Some(_slot) = self.limits.acquire(client) else {
-            tracing::debug!(client = ?client, "connection refused: connection cap reached");
-            return None;
+        let _slot = match self.limits.acquire(client) {
+            Ok(slot) => slot,
+            Err(cap) => {
+                tracing::debug!(client = ?client, cap, "connection refused: connection cap reached");
+                if let Some(shared) = &self.audit {
+                    shared.load().audit_log.rejection(&Rejection {
+                        request_id: None,
+                        route: None,
+                        client,
+                        reason: cap,
+                        status: None,
+                    });
+                }
+                return None;
+            }
         };
         let stream: Stream = Box::new(HeaderDeadline::new(stream, self.header_deadline));
         // Keep-alive requests of this connection are served here, so the slot covers them all.
@@ -196,13 +216,17 @@ mod tests {
         let l = limits(3, 2, 10);
         let a1 = l.acquire(ip(1)).expect("first");
         let _a2 = l.acquire(ip(1)).expect("second from the same client");
-        assert!(l.acquire(ip(1)).is_none(), "third from the same client");
+        assert_eq!(
+            l.acquire(ip(1)).err(),
+            Some("max-connections-per-client"),
+            "third from the same client"
+        );
         let _b1 = l.acquire(ip(2)).expect("another client");
-        assert!(l.acquire(ip(3)).is_none(), "total cap");
+        assert_eq!(l.acquire(ip(3)).err(), Some("max-connections"), "total cap");
         assert_eq!(l.open(), 3);
         drop(a1);
         assert_eq!(l.open(), 2);
-        assert!(l.acquire(ip(1)).is_some(), "a slot came back");
+        assert!(l.acquire(ip(1)).is_ok(), "a slot came back");
     }
 
     #[test]
@@ -210,15 +234,16 @@ mod tests {
         let l = limits(100, 5, 2);
         let a = l.acquire(ip(1)).expect("a");
         let _b = l.acquire(ip(2)).expect("b");
-        assert!(
-            l.acquire(ip(3)).is_none(),
+        assert_eq!(
+            l.acquire(ip(3)).err(),
+            Some("max-tracked-clients"),
             "two clients tracked: a third is refused"
         );
-        assert!(l.acquire(ip(1)).is_some(), "a tracked client may open more");
+        assert!(l.acquire(ip(1)).is_ok(), "a tracked client may open more");
         drop(a);
         // ip(1) still holds the second connection taken above (dropped at the end of the
         // statement), so it is no longer tracked once both are gone.
-        assert!(l.acquire(ip(3)).is_some(), "tracking space came back");
+        assert!(l.acquire(ip(3)).is_ok(), "tracking space came back");
     }
 
     #[test]
@@ -226,7 +251,7 @@ mod tests {
         let l = limits(10, 1, 10);
         let _a = l.acquire(ip(1)).expect("a");
         for _ in 0..100 {
-            assert!(l.acquire(ip(1)).is_none());
+            assert!(l.acquire(ip(1)).is_err());
         }
         assert_eq!(l.open(), 1);
     }

@@ -54,6 +54,19 @@ impl Refusal {
         }
     }
 
+    /// The reason named in the audit log, for refusals that are security decisions (a
+    /// limit, a cap, a policy); `None` for the others.
+    pub fn audit_reason(self) -> Option<&'static str> {
+        match self {
+            Self::UriTooLong => Some("uri-too-long"),
+            Self::HeadersTooLarge => Some("headers-too-large"),
+            Self::BodyTooLarge => Some("body-too-large"),
+            Self::Overloaded => Some("max-in-flight-requests"),
+            Self::UpgradeNotAllowed => Some("upgrade-not-allowed"),
+            Self::NoRoute | Self::NoHealthyTarget | Self::ShuttingDown => None,
+        }
+    }
+
     /// As a Pingora error, for phases that can only fail.
     pub fn error(self) -> Box<Error> {
         Error::explain(ErrorType::HTTPStatus(self.status()), self.reason())

@@ -20,6 +20,7 @@ use zentinel_config::model::{HashKey, RetryOn};
 use crate::agents::body::{BodyState, Direction};
 use crate::agents::event;
 use crate::agents::verdict::{self, AgentState};
+use crate::audit::Rejection;
 use crate::errors::{Refusal, respond, status_of};
 use crate::forwarding::{Forwarding, apply_policy};
 use crate::limits;
@@ -95,7 +96,21 @@ impl Zentinel {
         ctx.rt.request_id_header.clone()
     }
 
+    /// Writes the audit line of a refusal that is a security decision.
+    fn audit_refusal(&self, ctx: &Ctx, why: Refusal) {
+        if let Some(reason) = why.audit_reason() {
+            ctx.rt.audit_log.rejection(&Rejection {
+                request_id: Some(&ctx.request_id),
+                route: ctx.route.map(|i| ctx.rt.config.routes[i].id.as_str()),
+                client: ctx.forwarding.as_ref().and_then(|f| f.client_ip),
+                reason,
+                status: Some(why.status()),
+            });
+        }
+    }
+
     async fn refuse(&self, session: &mut Session, ctx: &mut Ctx, why: Refusal) -> Result<bool> {
+        self.audit_refusal(ctx, why);
         let route = ctx.route.map(|i| ctx.rt.config.routes[i].id.to_string());
         let header = self.request_id_header(ctx);
         let close = !matches!(why, Refusal::NoRoute | Refusal::Overloaded);
@@ -440,6 +455,7 @@ impl ProxyHttp for Zentinel {
             if let (Some(b), Some(route)) = (body.as_ref(), ctx.route) {
                 ctx.body_bytes += b.len() as u64;
                 if ctx.body_bytes > ctx.rt.routes[route].max_body_bytes {
+                    self.audit_refusal(ctx, Refusal::BodyTooLarge);
                     return Err(Refusal::BodyTooLarge.error());
                 }
             }

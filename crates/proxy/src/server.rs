@@ -77,7 +77,7 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
         shared: shared.clone(),
         draining: draining.clone(),
     };
-    add_listeners(&mut server, &config, tls, logic, &connections);
+    add_listeners(&mut server, &config, tls, logic, &connections, &shared);
     if let Some(addr) = opts.demo_upstream {
         let mut svc = Service::new(
             "demo upstream".to_owned(),
@@ -115,6 +115,7 @@ fn add_listeners(
     mut tls: impl Iterator<Item = Option<TlsSettings>>,
     logic: impl Fn(usize) -> Zentinel,
     connections: &Arc<ConnectionLimits>,
+    shared: &Arc<Shared>,
 ) {
     for (i, l) in config.listeners.iter().enumerate() {
         let mut proxy = pingora::proxy::HttpProxy::new(logic(i), server.configuration.clone());
@@ -128,6 +129,7 @@ fn add_listeners(
             inner: Arc::new(proxy),
             limits: connections.clone(),
             header_deadline: l.header_read_timeout,
+            audit: Some(shared.clone()),
         };
         let mut svc = Service::new(format!("listener {}", l.id), capped);
         match tls.next().flatten() {
@@ -150,6 +152,7 @@ fn admin_service(address: SocketAddr, api: AdminApi) -> Service<Capped<HttpServe
             admin::MAX_CONNECTIONS,
         )),
         header_deadline: admin::HEADER_DEADLINE,
+        audit: None,
     };
     let mut svc = Service::new("admin".to_owned(), capped);
     svc.threads = Some(1);
