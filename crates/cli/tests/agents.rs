@@ -119,7 +119,7 @@ fn verdicts_block_redirect_challenge_and_allow_with_header_edits() {
 #[test]
 fn agents_receive_true_metadata_response_headers_and_completion() {
     let agent = MockAgent::start();
-    let (_p, addr, _up) = start(&agent, r#"config { mode "strict"; }"#, GUARDED);
+    let (p, addr, up) = start(&agent, r#"config { mode "strict"; }"#, GUARDED);
     let r = request(
         addr,
         "POST",
@@ -141,6 +141,27 @@ fn agents_receive_true_metadata_response_headers_and_completion() {
     assert_eq!(m.correlation_id, ev.correlation_id);
     assert_eq!(r.header("x-request-id"), Some(m.request_id.as_str()));
     assert_eq!(ev.headers["x-multi"], ["1"]);
+    // The access line: the target that answered, the upstream's time, the body sizes.
+    let id = m.request_id.clone();
+    let line = || {
+        p.stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["request_id"] == id.as_str())
+    };
+    wait_until(Duration::from_secs(5), "the access line", || {
+        line().is_some()
+    });
+    let line = line().unwrap();
+    assert_eq!(line["target"], up.addr().to_string().as_str(), "{line}");
+    assert!(
+        line["upstream_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{line}"
+    );
+    assert_eq!(
+        (line["bytes_in"].as_u64(), line["attempts"].as_u64()),
+        (Some(5), Some(1))
+    );
     assert_eq!(
         agent.configs()[0]["mode"],
         "strict",

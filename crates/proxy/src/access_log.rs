@@ -37,6 +37,12 @@ impl AccessLog {
         let upstream = ctx
             .route
             .map(|i| rt.config.upstreams[rt.routes[i].pool].id.as_str());
+        let target = ctx.route.zip(ctx.attempt.last_target).and_then(|(r, t)| {
+            rt.pools[rt.routes[r].pool]
+                .targets
+                .get(t)
+                .map(|t| t.addr().to_string())
+        });
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -52,7 +58,9 @@ impl AccessLog {
             "status": status,
             "route": route,
             "upstream": upstream,
+            "target": target,
             "attempts": ctx.attempt.count,
+            "upstream_ms": ctx.attempt.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
             "duration_ms": ctx.started.elapsed().as_secs_f64() * 1000.0,
             "bytes_in": ctx.body_bytes,
             "bytes_out": session.body_bytes_sent(),

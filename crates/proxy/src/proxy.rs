@@ -56,6 +56,10 @@ pub(crate) struct Attempt {
     /// When the current attempt started (its target was chosen), until its response
     /// headers arrive.
     pub started: Option<Instant>,
+    /// Target of the last attempt, kept for the access log.
+    pub last_target: Option<usize>,
+    /// Time from choosing the target to the response headers, of the attempt that answered.
+    pub upstream_time: Option<Duration>,
 }
 
 /// Per-request state.
@@ -304,6 +308,7 @@ impl ProxyHttp for Zentinel {
         pool.begin(t);
         ctx.attempt.started = Some(Instant::now());
         ctx.attempt.target = Some(t);
+        ctx.attempt.last_target = Some(t);
         ctx.attempt.tried.insert(t);
         ctx.attempt.count += 1;
         ctx.attempt.failed = false;
@@ -363,9 +368,11 @@ impl ProxyHttp for Zentinel {
         ctx: &mut Ctx,
     ) -> Result<()> {
         if let (Some(route), Some(started)) = (ctx.route, ctx.attempt.started.take()) {
+            let took = started.elapsed();
+            ctx.attempt.upstream_time = Some(took);
             ctx.rt.upstream_metrics[ctx.rt.routes[route].pool]
                 .duration
-                .observe(started.elapsed());
+                .observe(took);
         }
         let (Some(route), Some(on)) = (ctx.route, retry::on_status(resp.status.as_u16())) else {
             return Ok(());
