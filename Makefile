@@ -26,11 +26,12 @@ unit:
 validate-examples:
 	$(CARGO) run -q -p zentinel --locked -- validate examples/*.kdl examples/*/zentinel.kdl
 
-## The config crate must not depend on an async runtime, Pingora or networking crates.
+## The config and convert crates must not depend on an async runtime, Pingora or networking crates.
 purity:
-	@if $(CARGO) tree -p zentinel-config -e normal --prefix none --locked | grep -E '^(tokio|pingora[a-z_-]*|hyper|mio|socket2|async-[a-z-]+) '; then \
-		echo "zentinel-config must stay pure (see ARCHITECTURE.md)"; exit 1; fi
-	@echo "zentinel-config: no runtime or network dependency"
+	@for c in zentinel-config zentinel-convert; do \
+		if $(CARGO) tree -p $$c -e normal --prefix none --locked | grep -E '^(tokio|pingora[a-z_-]*|hyper|mio|socket2|async-[a-z-]+) '; then \
+			echo "$$c must stay pure (see ARCHITECTURE.md)"; exit 1; fi; \
+		echo "$$c: no runtime or network dependency"; done
 
 ## Build the config crate for wasm32 and run the Node check on it (installs the toolchain if needed).
 wasm:

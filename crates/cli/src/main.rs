@@ -14,6 +14,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod convert;
 mod explain;
 mod logging;
 mod report;
@@ -116,6 +117,32 @@ enum Command {
         /// Request URL: http:// or https://, host, optional port, path and query.
         url: String,
     },
+    /// Convert an nginx, HAProxy or Traefik configuration to Zentinel's.
+    ///
+    /// The KDL goes to stdout (or --output), and a report of every source directive —
+    /// mapped, mapped with a caveat, or not mapped, with the reason — to stderr. Exit status:
+    /// 0 when the result validates, 1 when no valid configuration could be made (the report
+    /// says why), 2 on usage or file errors.
+    Convert {
+        /// The source: nginx, haproxy, traefik (YAML or TOML by file name), traefik-yaml,
+        /// traefik-toml.
+        #[arg(long, value_name = "KIND")]
+        from: String,
+        /// Listener address for sources that do not give one (Traefik entry points).
+        #[arg(long, value_name = "IP:PORT")]
+        listen: Option<std::net::SocketAddr>,
+        /// A Traefik entry point's address (repeatable).
+        #[arg(long = "entry-point", value_name = "NAME=IP:PORT")]
+        entry_points: Vec<String>,
+        /// Write the KDL here instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Report format (json prints the KDL and the report as one document).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// The file to convert.
+        file: PathBuf,
+    },
     /// Inspect the configuration language.
     Config {
         #[command(subcommand)]
@@ -162,6 +189,21 @@ fn main() -> ExitCode {
             };
             explain(config, &request, format)
         }
+        Command::Convert {
+            from,
+            listen,
+            entry_points,
+            output,
+            format,
+            file,
+        } => convert::run(&convert::ConvertRequest {
+            from: &from,
+            file: &file,
+            listen,
+            entry_points: &entry_points,
+            output: output.as_deref(),
+            format,
+        }),
         Command::Config {
             command: ConfigCommand::Defaults,
         } => {
