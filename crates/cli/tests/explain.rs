@@ -99,10 +99,10 @@ fn production_text_names_listener_route_upstream_agents_and_limits() {
         "GET https://api.example.com/v1/users",
         "Outcome            forwarded to upstream \"api\" once \"auth\", \"waf\" allow it",
         "Listener           \"https\" (https on 0.0.0.0:8443)",
-        "Route              \"api\" (priority 100, rank 3 of 8): every condition holds",
+        "Route              \"api\" (priority 100, rank 4 of 8): every condition holds",
         "✓ host         api.example.com",
         "✓ path-prefix  /v1/",
-        "near miss        \"api-canary\" (priority 110, rank 2) misses by one condition:",
+        "near miss        \"api-canary\" (priority 110, rank 3) misses by one condition:",
         "✗ header  x-canary: 1  request: (none)",
         "Upstream           \"api\" (least-connections)",
         "10.0.1.12:8080  weight 1",
@@ -131,7 +131,7 @@ fn production_json_is_the_libraries_explanation_byte_for_byte() {
         "-H",
         "x-forwarded-for: 198.51.100.7",
         "GET",
-        "https://api.example.com/v1/stream",
+        "https://api.example.com/v1/users",
         "-H",
         "upgrade: websocket",
     ];
@@ -141,7 +141,7 @@ fn production_json_is_the_libraries_explanation_byte_for_byte() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["routing"]["matched"]["id"], "api");
-    assert_eq!(v["routing"]["shadowed"][0]["id"], "ws");
+    assert_eq!(v["routing"]["shadowed"][0]["id"], "plain-http");
     assert_eq!(v["outcome"]["action"], "refuse");
     assert_eq!(v["outcome"]["status"], 403);
     assert_eq!(v["request"]["client"]["client_ip"], "198.51.100.7");
@@ -150,7 +150,7 @@ fn production_json_is_the_libraries_explanation_byte_for_byte() {
     let config = zentinel_config::loader::load_file(Path::new(&p)).unwrap();
     let mut r = zentinel_config::explain::RequestDescription::from_url(
         "GET",
-        "https://api.example.com/v1/stream",
+        "https://api.example.com/v1/users",
     )
     .unwrap();
     r.header_line("x-forwarded-for: 198.51.100.7").unwrap();

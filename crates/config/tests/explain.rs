@@ -856,7 +856,7 @@ fn the_explanation_and_the_effective_config_serialize_fully() {
     let e = ex(
         &c,
         "GET",
-        "https://api.example.com/v1/stream",
+        "https://api.example.com/v1/users",
         &["upgrade: websocket"],
     );
     let json = serde_json::to_value(&e).unwrap();
@@ -871,13 +871,13 @@ fn the_explanation_and_the_effective_config_serialize_fully() {
         json["outcome"]["cause"]
             .as_str()
             .unwrap()
-            .ends_with("(route \"ws\" has, but ranks below it)"),
+            .ends_with("route \"api\" has no `websocket #true`"),
         "{}",
         json["outcome"]
     );
     assert_eq!(json["routing"]["matched"]["id"], "api");
-    // "ws" allows WebSockets but "api" (priority 100 > 90) shadows it for /v1/stream.
-    assert_eq!(json["routing"]["shadowed"][0]["id"], "ws");
+    // "ws" allows WebSockets, for /v1/stream only: here it is a near miss.
+    assert_eq!(json["routing"]["near_misses"][1]["id"], "ws");
     assert_eq!(json["route"]["timeouts"]["first_try"]["read"], 5000);
     assert_eq!(json["route"]["upstream"]["targets"][2]["weight"], 1);
     assert_eq!(json["limits"][2]["setting"], "limits.max-uri-bytes");
