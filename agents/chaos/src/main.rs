@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use zentinel_agent_chaos::{Mode, Script};
 
@@ -61,21 +60,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_delay(Duration::from_millis(args.delay_ms))
         .with_calls(args.calls)
         .with_per_request(args.per_request);
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let result = tokio::select! {
-        served = zentinel_agent_chaos::run(listener, script) => served.map_err(anyhow::Error::from),
-        _ = term.recv() => {
-            tracing::info!("SIGTERM: stopping");
-            Ok(())
-        }
-        _ = int.recv() => {
-            tracing::info!("SIGINT: stopping");
-            Ok(())
-        }
-    };
-    if let Err(e) = std::fs::remove_file(&args.socket) {
-        tracing::debug!(error = %e, "socket file not removed");
-    }
-    result
+    // A crash-after script ends `run` with an error: the process exits with status 1.
+    zentinel_agent_protocol::until_shutdown(
+        &args.socket,
+        zentinel_agent_chaos::run(listener, script),
+    )
+    .await
+    .map_err(anyhow::Error::from)
 }

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use zentinel_agent_echo::EchoAgent;
 use zentinel_agent_protocol::Encoding;
@@ -63,23 +62,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.socket.display()))?;
     tracing::info!(socket = %args.socket.display(), name = %args.name, "echo agent serving");
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let result = tokio::select! {
-        served = zentinel_agent_echo::run_with(listener, EchoAgent::new(args.name), options(args.encoding.as_deref())) => {
-            served.context("serving failed")
-        }
-        _ = term.recv() => {
-            tracing::info!("SIGTERM: stopping");
-            Ok(())
-        }
-        _ = int.recv() => {
-            tracing::info!("SIGINT: stopping");
-            Ok(())
-        }
-    };
-    if let Err(e) = std::fs::remove_file(&args.socket) {
-        tracing::debug!(error = %e, "socket file not removed");
-    }
-    result
+    let options = options(args.encoding.as_deref());
+    let serving = zentinel_agent_echo::run_with(listener, EchoAgent::new(args.name), options);
+    zentinel_agent_protocol::until_shutdown(&args.socket, serving)
+        .await
+        .context("serving failed")
 }

@@ -30,6 +30,7 @@
 //!
 //! use zentinel_agent_protocol::{
 //!     Agent, AgentResponse, Capabilities, HeaderOp, RequestHeaders, event_kind, serve_path,
+//!     until_shutdown,
 //! };
 //!
 //! struct AdminGate;
@@ -51,7 +52,9 @@
 //!
 //! #[tokio::main]
 //! pub async fn main() -> std::io::Result<()> {
-//!     serve_path("/run/zentinel/admin-gate.sock", Arc::new(AdminGate)).await
+//!     // Serves until SIGTERM or SIGINT, then removes the socket file.
+//!     let socket = std::path::Path::new("/run/zentinel/admin-gate.sock");
+//!     until_shutdown(socket, serve_path(socket, Arc::new(AdminGate))).await
 //! }
 //! # }
 //! # fn main() {}
@@ -99,6 +102,6 @@ pub use client::{AgentClient, CallError, ClientConfig, ClientStats, Endpoint};
 #[cfg(feature = "server")]
 pub use sdk::{Agent, ServeOptions};
 #[cfg(feature = "server")]
-pub use server::{bind, serve, serve_path, serve_with};
+pub use server::{bind, serve, serve_path, serve_with, until_shutdown};
 #[cfg(all(feature = "server", feature = "grpc"))]
 pub use server::{serve_grpc, serve_grpc_with};

@@ -53,6 +53,33 @@ pub async fn serve_path<A: Agent>(path: impl AsRef<Path>, agent: Arc<A>) -> io::
     serve(bind(path.as_ref()).await?, agent).await
 }
 
+/// The main loop of an agent binary: runs `serving` until SIGTERM or SIGINT (then `Ok`) or
+/// until it ends by itself (its result), and removes the socket file at `socket` either way.
+/// Dropping `serving` closes every connection it accepted.
+pub async fn until_shutdown(
+    socket: &Path,
+    serving: impl Future<Output = io::Result<()>>,
+) -> io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let result = tokio::select! {
+        served = serving => served,
+        _ = term.recv() => {
+            tracing::info!("SIGTERM: stopping");
+            Ok(())
+        }
+        _ = int.recv() => {
+            tracing::info!("SIGINT: stopping");
+            Ok(())
+        }
+    };
+    if let Err(e) = std::fs::remove_file(socket) {
+        tracing::debug!(error = %e, "socket file not removed");
+    }
+    result
+}
+
 /// Binds a Unix listener at `path`, first removing a stale socket left by a previous run.
 /// Refuses when another process is listening there or `path` is not a socket.
 pub async fn bind(path: &Path) -> io::Result<UnixListener> {
