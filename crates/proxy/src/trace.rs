@@ -4,8 +4,6 @@
 //! is replaced (and its `tracestate` dropped), so a client cannot choose the ID its request
 //! is logged and audited under.
 
-use std::fmt::Write as _;
-
 /// The trace context of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Trace {
@@ -17,17 +15,16 @@ pub(crate) struct Trace {
     flags: u8,
 }
 
-fn hex_id(bytes: usize) -> String {
-    let mut s = String::with_capacity(bytes * 2);
-    loop {
-        s.clear();
-        for _ in 0..bytes {
-            let _ = write!(s, "{:02x}", rand::random::<u8>());
-        }
-        if s.bytes().any(|b| b != b'0') {
-            return s;
-        }
-    }
+/// A random trace ID: 32 hex digits, never all zero.
+fn trace_id() -> String {
+    let v: u128 = rand::random::<u128>().max(1);
+    format!("{v:032x}")
+}
+
+/// A random span ID: 16 hex digits, never all zero.
+fn span_id() -> String {
+    let v: u64 = rand::random::<u64>().max(1);
+    format!("{v:016x}")
 }
 
 fn is_id(s: &str, len: usize) -> bool {
@@ -41,8 +38,8 @@ impl Trace {
     /// A new trace, started here, sampled.
     pub(crate) fn new() -> Self {
         Self {
-            id: hex_id(16),
-            span: hex_id(8),
+            id: trace_id(),
+            span: span_id(),
             flags: 1,
         }
     }
@@ -66,7 +63,7 @@ impl Trace {
         }
         Some(Self {
             id: id.to_owned(),
-            span: hex_id(8),
+            span: span_id(),
             flags: u8::from_str_radix(flags, 16).ok()?,
         })
     }
