@@ -140,3 +140,30 @@ fn a_response_body_can_be_replaced_or_cut_off() {
         assert!(text.ends_with("body refused\n"), "{text}");
     }
 }
+
+#[test]
+fn a_body_judged_by_an_agent_is_never_replayed_by_a_retry() {
+    let agent = MockAgent::start();
+    let (bad, good) = (MockUpstream::start("bad"), MockUpstream::start("good"));
+    bad.set_status(502);
+    let addr = free_addr();
+    let config = format!(
+        r#"listeners {{ listener "web" {{ address "{addr}"; }} }}
+observability {{ access-log {{ destination "off"; }} }}
+upstreams {{ upstream "u" {{ target "{}"; target "{}"; }} }}
+agents {{ agent "a" {{ transport {{ unix-socket "{}"; }}; events "request-body"; }} }}
+routes {{ route "g" {{ upstream "u"; filters "a";
+    retry {{ max-attempts 2; retry-on "502"; non-idempotent #true; }} }} }}"#,
+        bad.addr(),
+        good.addr(),
+        agent.socket().display()
+    );
+    let _p = Proxy::start(&config, &[addr]);
+    let statuses: Vec<u16> = (0..2).map(|_| post(addr, b"judged body").status).collect();
+    // Round robin sends one of the two to the failing target: it is answered as it failed,
+    // not replayed with the bytes the agent saw before any replacement.
+    let mut sorted = statuses.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [200, 502], "{statuses:?}");
+    assert_eq!(bad.hits() + good.hits(), 2, "no retry");
+}

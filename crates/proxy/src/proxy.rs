@@ -100,6 +100,17 @@ impl Zentinel {
         ctx.rt.request_id_header.clone()
     }
 
+    /// Whether the request can be sent again as it was: its body, if any, is in Pingora's
+    /// retry buffer, and no agent has judged (and perhaps replaced) its body — a replay
+    /// would send the original, unjudged bytes.
+    fn replayable(&self, session: &Session, ctx: &Ctx) -> bool {
+        let judged = ctx
+            .route
+            .is_some_and(|r| !ctx.rt.routes[r].agents.request_body.is_empty())
+            && ctx.body_bytes > 0;
+        !judged && !session.as_ref().retry_buffer_truncated()
+    }
+
     /// Writes the audit line of a refusal that is a security decision.
     fn audit_refusal(&self, ctx: &Ctx, why: Refusal) {
         if let Some(reason) = why.audit_reason() {
@@ -379,7 +390,7 @@ impl ProxyHttp for Zentinel {
         };
         let (r, rr) = ctx.rt.route(route);
         let idempotent = session.req_header().method.is_idempotent();
-        let replayable = !session.as_ref().retry_buffer_truncated();
+        let replayable = self.replayable(session, ctx);
         if !retry::may_retry(
             r,
             &rr.retry_budget,
@@ -427,7 +438,7 @@ impl ProxyHttp for Zentinel {
         {
             let (r, rr) = ctx.rt.route(route);
             let idempotent = session.req_header().method.is_idempotent();
-            let replayable = !session.as_ref().retry_buffer_truncated();
+            let replayable = self.replayable(session, ctx);
             let retry = retry::may_retry(
                 r,
                 &rr.retry_budget,
@@ -441,8 +452,7 @@ impl ProxyHttp for Zentinel {
         }
         // Otherwise Pingora's rule: only a stale reused connection is retried, and only for
         // idempotent requests whose body can be replayed.
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
-        {
+        if !session.req_header().method.is_idempotent() || !self.replayable(session, ctx) {
             e.set_retry(false);
         } else {
             e.retry.decide_reuse(client_reused);
