@@ -64,5 +64,8 @@ size=$(wc -c <"$OUT")
 gz=$(gzip -9c "$OUT" | wc -c)
 log "wasm size: $size bytes ($gz bytes gzip -9) -> ${OUT#"$ROOT"/}"
 
+# The CLI the exports are compared with (built by the test run before this; built here if not).
+CLI="$TARGET_DIR/debug/zentinel"
+[[ -x "$CLI" ]] || cargo build -q -p zentinel --locked
 log "node check"
-node "$ROOT/crates/playground/web/node-check.mjs" "$OUT"
+node "$ROOT/crates/playground/web/node-check.mjs" "$OUT" "$CLI"

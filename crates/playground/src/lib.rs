@@ -10,6 +10,11 @@
 //!
 //! `defaults()` returns a result the same way, holding the defaults table as plain text.
 //!
+//! `explain(p, n)` and `convert(p, n)` take a JSON request the same way and return JSON:
+//! the explanation of one request by one configuration (the `zentinel explain` structure),
+//! and a conversion from nginx / HAProxy / Traefik (the `zentinel convert --format json`
+//! document). Both run the same crates as the CLI, so they cannot disagree with it.
+//!
 //! The symbols are unmangled only on `wasm32`. A native build (the unit tests below) does not
 //! export C symbols named `alloc` or `validate`; there they are ordinary Rust functions.
 
@@ -125,6 +130,135 @@ pub unsafe extern "C" fn free_result(ptr: *mut u8) {
 #[allow(unsafe_code, reason = "`no_mangle` on a C-ABI export")]
 pub extern "C" fn defaults() -> *mut u8 {
     into_result(&zentinel_config::schema::defaults_table())
+}
+
+/// Explains one request. Input: `{"config": "<KDL>", "method": "GET", "url": "https://…",
+/// "headers": ["name: value", …], "client_ip": "203.0.113.7", "listener": "<id>"}` (the last
+/// three optional). Output: `{"ok": true, "explanation": …}`, the validator's report when the
+/// configuration is invalid, or `{"ok": false, "error": "…"}` for a bad request.
+///
+/// # Safety
+///
+/// As for [`validate`].
+#[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
+#[allow(
+    unsafe_code,
+    reason = "a C-ABI export that reads input from a raw pointer"
+)]
+pub unsafe extern "C" fn explain(ptr: *const u8, len: usize) -> *mut u8 {
+    // SAFETY: the caller upholds `validate`'s contract for `ptr` and `len`.
+    let input = unsafe { input(ptr, len) };
+    into_result(&input.map_or_else(|e| error(&e), |text| explain_json(&text)))
+}
+
+/// Converts a configuration. Input: `{"from": "nginx"|"haproxy"|"traefik-yaml"|
+/// "traefik-toml", "text": "…", "listen": "ip:port"}` (`listen` optional). Output: the
+/// conversion (`kdl`, `report`, `blockers`, validity), or `{"ok": false, "error": "…"}`.
+///
+/// # Safety
+///
+/// As for [`validate`].
+#[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
+#[allow(
+    unsafe_code,
+    reason = "a C-ABI export that reads input from a raw pointer"
+)]
+pub unsafe extern "C" fn convert(ptr: *const u8, len: usize) -> *mut u8 {
+    // SAFETY: the caller upholds `validate`'s contract for `ptr` and `len`.
+    let input = unsafe { input(ptr, len) };
+    into_result(&input.map_or_else(|e| error(&e), |text| convert_json(&text)))
+}
+
+/// The input of a JSON-taking export as text.
+///
+/// # Safety
+///
+/// As for [`validate`].
+#[allow(unsafe_code, reason = "reads the caller's input from a raw pointer")]
+unsafe fn input(ptr: *const u8, len: usize) -> Result<String, String> {
+    if len == 0 {
+        return Ok(String::new());
+    }
+    if ptr.is_null() {
+        return Err("no input: null pointer with a non-zero length".to_owned());
+    }
+    // SAFETY: `ptr` is non-null and points at `len` initialized bytes (the caller's contract).
+    let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(|e| format!("the input is not valid UTF-8: {e}"))
+}
+
+fn error(message: &str) -> String {
+    serde_json::json!({ "ok": false, "error": message }).to_string()
+}
+
+fn field<'a>(v: &'a serde_json::Value, name: &str) -> Result<&'a str, String> {
+    v.get(name)
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| format!("`{name}` (a string) is required"))
+}
+
+fn explain_json(text: &str) -> String {
+    let run = || -> Result<String, String> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("the request is not JSON: {e}"))?;
+        let config_text = field(&v, "config")?;
+        let config = match zentinel_config::load_str(FILE_NAME, config_text) {
+            Ok(c) => c,
+            Err(_) => return Ok(zentinel_config::validate_to_json(FILE_NAME, config_text)),
+        };
+        let mut request = zentinel_config::explain::RequestDescription::from_url(
+            field(&v, "method")?,
+            field(&v, "url")?,
+        )
+        .map_err(|e| e.to_string())?;
+        for h in v
+            .get("headers")
+            .and_then(|h| h.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let line = h
+                .as_str()
+                .ok_or("`headers` holds strings like \"name: value\"")?;
+            request.header_line(line).map_err(|e| e.to_string())?;
+        }
+        if let Some(ip) = v.get("client_ip").and_then(serde_json::Value::as_str) {
+            request.client_ip = Some(
+                ip.parse()
+                    .map_err(|_| format!("client_ip {ip:?} is not an IP address"))?,
+            );
+        }
+        let listener = v.get("listener").and_then(serde_json::Value::as_str);
+        let e = zentinel_config::explain::explain(&config, listener, &request)
+            .map_err(|e| e.to_string())?;
+        // Serialized directly (not through a `Value`, which would sort the keys), so the
+        // text is the CLI's `--format json` byte for byte.
+        let explanation = serde_json::to_string(&e).map_err(|e| e.to_string())?;
+        Ok(format!(r#"{{"ok":true,"explanation":{explanation}}}"#))
+    };
+    run().unwrap_or_else(|e| error(&e))
+}
+
+fn convert_json(text: &str) -> String {
+    let run = || -> Result<String, String> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("the request is not JSON: {e}"))?;
+        let from: zentinel_convert::Source = field(&v, "from")?
+            .parse()
+            .map_err(|_| "`from` is nginx, haproxy, traefik-yaml or traefik-toml".to_owned())?;
+        let mut options = zentinel_convert::ConvertOptions::default();
+        if let Some(addr) = v.get("listen").and_then(serde_json::Value::as_str) {
+            let addr = addr
+                .parse()
+                .map_err(|_| format!("listen {addr:?} is not an ip:port address"))?;
+            options = zentinel_convert::ConvertOptions::with_default_listen(addr);
+        }
+        let c = zentinel_convert::convert_with(from, field(&v, "text")?, &options);
+        Ok(c.to_json().to_string())
+    };
+    run().unwrap_or_else(|e| error(&e))
 }
 
 /// The JSON report for raw input bytes.
@@ -252,6 +386,57 @@ mod tests {
             dealloc(ptr::null_mut(), 3);
             free_result(ptr::null_mut());
         }
+    }
+
+    /// One round trip through a JSON-taking export.
+    fn call_with(f: unsafe extern "C" fn(*const u8, usize) -> *mut u8, input: &str) -> String {
+        let p = alloc(input.len());
+        // SAFETY: as in `call`.
+        let r = unsafe {
+            ptr::copy_nonoverlapping(input.as_ptr(), p, input.len());
+            let r = f(p, input.len());
+            dealloc(p, input.len());
+            r
+        };
+        take(r)
+    }
+
+    #[test]
+    fn explain_matches_the_library_and_reports_bad_input() {
+        let seed = include_str!("../../../examples/seed.kdl");
+        let req = serde_json::json!({
+            "config": seed, "method": "GET", "url": "http://www.example.com/",
+        });
+        let out: serde_json::Value =
+            serde_json::from_str(&call_with(explain, &req.to_string())).unwrap();
+        assert_eq!(out["ok"], true, "{out}");
+        let config = zentinel_config::load_str(FILE_NAME, seed).unwrap();
+        let r = zentinel_config::explain::RequestDescription::from_url(
+            "GET",
+            "http://www.example.com/",
+        )
+        .unwrap();
+        let lib = zentinel_config::explain::explain(&config, None, &r).unwrap();
+        assert_eq!(out["explanation"], serde_json::to_value(&lib).unwrap());
+        let bad = call_with(
+            explain,
+            r#"{"config": "listeners {", "method": "GET", "url": "http://x/"}"#,
+        );
+        assert!(bad.contains(r#""code":"syntax""#), "{bad}");
+        let bad = call_with(explain, "not json");
+        assert!(bad.contains("not JSON"), "{bad}");
+    }
+
+    #[test]
+    fn convert_matches_the_library() {
+        let nginx = "http { server { listen 127.0.0.1:8080; location / { proxy_pass http://127.0.0.1:9000; } } }";
+        let req = serde_json::json!({ "from": "nginx", "text": nginx });
+        let out: serde_json::Value =
+            serde_json::from_str(&call_with(convert, &req.to_string())).unwrap();
+        let lib = zentinel_convert::convert(zentinel_convert::Source::Nginx, nginx).to_json();
+        assert_eq!(out, lib);
+        let bad = call_with(convert, r#"{"from": "apache", "text": ""}"#);
+        assert!(bad.contains(r#""ok":false"#), "{bad}");
     }
 
     #[test]

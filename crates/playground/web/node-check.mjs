@@ -1,7 +1,11 @@
 // CI check of the playground wasm module in Node 20, through the same loader the browser uses.
-// Usage: node crates/playground/web/node-check.mjs path/to/zentinel_playground.wasm
+// Usage: node crates/playground/web/node-check.mjs path/to/zentinel_playground.wasm [path/to/zentinel]
+// With the `zentinel` binary, the explain and convert exports are compared with the CLI's JSON.
 // Prints PASS/FAIL per case and a summary; exits nonzero if any case fails.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { load } from './zentinel.js';
 
 const wasmPath = process.argv[2];
@@ -152,6 +156,35 @@ await check('defaults table export', () => {
   const t = zentinel.defaults();
   assert(typeof t === 'string' && t.includes('timeout-ms') && t.split('\n').length > 20, 'expected the defaults table', t.slice(0, 200));
   return `${t.split('\n').length} lines`;
+});
+
+const cli = process.argv[3];
+const seedPath = new URL('../../../examples/seed.kdl', import.meta.url).pathname;
+
+await check('explain export agrees with `zentinel explain --format json`', () => {
+  const request = { config: seed, method: 'GET', url: 'http://www.example.com/', headers: ['x-test: 1'] };
+  const r = zentinel.explain(request);
+  assert(r.ok === true, 'expected ok:true', r);
+  assert(r.explanation.routing && r.explanation.outcome, 'expected routing and outcome', Object.keys(r.explanation));
+  assert(cli, 'the zentinel binary path is needed (second argument)');
+  const out = execFileSync(cli, ['explain', '-c', seedPath, '--format', 'json', '-H', 'x-test: 1', 'GET', 'http://www.example.com/']);
+  assert(JSON.stringify(JSON.parse(out)) === JSON.stringify(r.explanation), 'wasm and CLI explanations differ');
+  const bad = zentinel.explain({ ...request, config: 'listeners {' });
+  problem(bad, 'syntax');
+  return `route ${JSON.stringify(r.explanation.routing.matched && r.explanation.routing.matched.id)}, identical to the CLI`;
+});
+
+await check('convert export agrees with `zentinel convert --format json`', () => {
+  const nginx = 'http {\n  upstream app { server 127.0.0.1:9000 weight=2; }\n  server {\n    listen 127.0.0.1:8080;\n    location /api/ { proxy_pass http://app; }\n  }\n}\n';
+  const r = zentinel.convert({ from: 'nginx', text: nginx });
+  assert(typeof r.kdl === 'string' && r.kdl.includes('listener'), 'expected KDL with a listener', r);
+  assert(zentinel.validate(r.kdl).ok === true, 'the converted KDL validates in the same module');
+  assert(cli, 'the zentinel binary path is needed (second argument)');
+  const dir = mkdtempSync(join(tmpdir(), 'zentinel-convert-'));
+  writeFileSync(join(dir, 'nginx.conf'), nginx);
+  const out = execFileSync(cli, ['convert', '--from', 'nginx', '--format', 'json', join(dir, 'nginx.conf')], { stdio: ['ignore', 'pipe', 'ignore'] });
+  assert(JSON.stringify(JSON.parse(out)) === JSON.stringify(r), 'wasm and CLI conversions differ');
+  return `${r.report.length} directives reported, identical to the CLI`;
 });
 
 console.log(`${passed} passed, ${failed} failed`);

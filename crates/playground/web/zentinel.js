@@ -20,17 +20,25 @@ export async function load(source = new URL('./zentinel_playground.wasm', import
     x.free_result(r);
     return text;
   };
+  const call = (fn, input) => {             // copy input in, call, read and free the JSON result
+    const bytes = typeof input === 'string' ? enc.encode(input) : input;  // or raw Uint8Array
+    const p = x.alloc(bytes.length);
+    if (p === 0 && bytes.length > 0) throw new Error('zentinel wasm: out of memory');
+    new Uint8Array(x.memory.buffer, p, bytes.length).set(bytes);
+    const r = fn(p, bytes.length);
+    x.dealloc(p, bytes.length);
+    return JSON.parse(take(r));
+  };
   return {
     exports: x,
-    validate(text) {                        // -> {ok:true, summary, config} | {ok:false, problems}
-      const bytes = typeof text === 'string' ? enc.encode(text) : text;   // or raw Uint8Array
-      const p = x.alloc(bytes.length);
-      if (p === 0 && bytes.length > 0) throw new Error('zentinel wasm: out of memory');
-      new Uint8Array(x.memory.buffer, p, bytes.length).set(bytes);
-      const r = x.validate(p, bytes.length);
-      x.dealloc(p, bytes.length);
-      return JSON.parse(take(r));
-    },
+    // -> {ok:true, summary, config} | {ok:false, problems}
+    validate: (text) => call(x.validate, text),
+    // {config, method, url, headers?: ["name: value"], client_ip?, listener?}
+    // -> {ok:true, explanation} (as `zentinel explain --format json`) | validator report | {ok:false, error}
+    explain: (request) => call(x.explain, JSON.stringify(request)),
+    // {from: "nginx"|"haproxy"|"traefik-yaml"|"traefik-toml", text, listen?}
+    // -> the conversion, as `zentinel convert --format json` | {ok:false, error}
+    convert: (request) => call(x.convert, JSON.stringify(request)),
     defaults: () => take(x.defaults()),     // the defaults table, as `zentinel config defaults`
   };
 }
