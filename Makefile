@@ -1,14 +1,15 @@
 # One task runner for people and CI. `make test` is what `.ci/run` calls.
 CARGO ?= cargo
 
-.PHONY: setup run test fmt-check clippy unit validate-examples purity wasm docs fmt fuzz vectors
+.PHONY: setup run test fmt-check clippy unit validate-examples purity wasm browser playground docs fmt fuzz vectors
 
 ## Start the proxy on the built-in demo configuration.
 run: setup
 	$(CARGO) run -p zentinel -- run
 
-## Everything CI checks: formatting, lints, all tests, examples, the wasm build and its Node check.
-test: setup fmt-check clippy unit validate-examples purity wasm
+## Everything CI checks: formatting, lints, all tests, examples, the wasm build and its Node
+## check, and the playground page in headless Chromium.
+test: setup fmt-check clippy unit validate-examples purity wasm browser
 
 ## Install the system packages the build needs (cmake), when missing.
 setup:
@@ -36,6 +37,16 @@ purity:
 ## Build the config crate for wasm32 and run the Node check on it (installs the toolchain if needed).
 wasm:
 	scripts/wasm-check.sh
+
+## The playground page in headless Chromium (needs `make wasm` first; installs chromium if missing).
+browser:
+	scripts/browser-check.sh
+
+## Build the wasm module and serve the playground on http://127.0.0.1:8000/ (PORT=... to change).
+PORT ?= 8000
+playground: wasm
+	@echo "Zentinel playground: http://127.0.0.1:$(PORT)/  (Ctrl-C to stop)"
+	cd crates/playground/web && python3 -m http.server $(PORT) --bind 127.0.0.1
 
 ## Regenerate docs/config.md from the schema.
 docs:

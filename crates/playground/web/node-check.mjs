@@ -6,7 +6,9 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { load } from './zentinel.js';
+import zentinelLoader from './zentinel.js';   // a classic script; CommonJS in Node
+
+const { load } = zentinelLoader;
 
 const wasmPath = process.argv[2];
 if (!wasmPath) {
@@ -156,6 +158,14 @@ await check('defaults table export', () => {
   const t = zentinel.defaults();
   assert(typeof t === 'string' && t.includes('timeout-ms') && t.split('\n').length > 20, 'expected the defaults table', t.slice(0, 200));
   return `${t.split('\n').length} lines`;
+});
+
+await check('index.html embeds examples/seed.kdl verbatim (the editor starts with it, offline)', () => {
+  const html = readFileSync(new URL('./index.html', import.meta.url), 'utf8');
+  const m = html.match(/<script type="text\/plain" id="seed">([\s\S]*?)<\/script>/);
+  assert(m, 'index.html should have <script type="text/plain" id="seed">');
+  assert(m[1] === seed, 'the seed in index.html differs from examples/seed.kdl: copy the file in again');
+  return `${m[1].split('\n').length} lines`;
 });
 
 const cli = process.argv[3];
