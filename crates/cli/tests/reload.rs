@@ -95,11 +95,13 @@ fn a_reload_serves_the_next_request_and_a_bad_one_changes_nothing() {
     assert_eq!(get(addr, "h.test", "/").header("x-config"), Some("two"));
 
     // A setting this build cannot carry out is refused on reload as at start-up.
-    let unsupported = tagged(addr, "five", a.addr()).replace(
-        "routes {",
-        r#"filters { filter "per-ip" { type "rate-limit"; requests-per-second 5; } }
+    let unsupported = tagged(addr, "five", a.addr())
+        .replace(
+            "routes {",
+            r#"agents { agent "ws" { transport { unix-socket "/run/ws.sock"; }; events "websocket-frame"; } }
 routes {"#,
-    );
+        )
+        .replace(r#"upstream "u"; response"#, r#"upstream "u"; filters "ws"; response"#);
     p.write_file("zentinel.kdl", &unsupported);
     reload(&p);
     assert!(

@@ -1,7 +1,9 @@
 //! The audit log: one JSON line per security decision — an agent's verdict other than a
 //! plain allow, an allow that carries rule IDs or tags, every fail-open or fail-closed
 //! fallback with its reason and the failure mode that applied, and every request or
-//! connection refused by a limit (size, count, in-flight and connection caps). Lines carry the request's
+//! connection refused by a limit (size, count, in-flight and connection caps), and every request
+//! a rate-limit filter delayed or rejected (naming the filter and what its key is made of,
+//! never the key's value). Lines carry the request's
 //! trace ID, so "why was this request blocked?" is one search.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -58,7 +60,49 @@ pub(crate) struct Rejection<'a> {
     pub status: Option<u16>,
 }
 
+/// A request a rate-limit filter delayed or rejected.
+#[derive(Debug)]
+pub(crate) struct Limited<'a> {
+    /// The request's trace ID.
+    pub request_id: &'a str,
+    /// The route.
+    pub route: &'a str,
+    /// The trusted client address.
+    pub client: Option<std::net::IpAddr>,
+    /// The filter.
+    pub filter: &'a str,
+    /// What the filter's key is made of (`client-ip+header:x-api-key`), never its value:
+    /// a header or cookie can be a credential.
+    pub key: &'a str,
+    /// `Some(wait)` for a delayed request, `None` for a rejected one.
+    pub delay: Option<Duration>,
+}
+
 impl AuditLog {
+    /// Writes one rate-limit delay or rejection.
+    pub(crate) fn limited(&self, l: &Limited<'_>) {
+        if self.sink.is_off() {
+            return;
+        }
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |t| t.as_millis());
+        let line = serde_json::json!({
+            "ts_ms": ts,
+            "log": "audit",
+            "request_id": l.request_id,
+            "route": l.route,
+            "client": l.client.map(|ip| ip.to_string()),
+            "decision": if l.delay.is_some() { "delay" } else { "reject" },
+            "reason": "rate-limit",
+            "filter": l.filter,
+            "key": l.key,
+            "status": if l.delay.is_some() { None } else { Some(429) },
+            "delay_ms": l.delay.map(|d| d.as_secs_f64() * 1000.0),
+        });
+        self.sink.line(&line.to_string());
+    }
+
     /// The audit log described by `sink`; a file is opened now.
     pub(crate) fn new(sink: &LogSink) -> Result<Self, BuildError> {
         Ok(Self {

@@ -25,6 +25,8 @@ pub enum Refusal {
     UpgradeNotAllowed,
     /// The process is shutting down (503).
     ShuttingDown,
+    /// A rate-limit filter refused the request (429).
+    RateLimited,
 }
 
 impl Refusal {
@@ -37,6 +39,7 @@ impl Refusal {
             Self::BodyTooLarge => 413,
             Self::Overloaded | Self::NoHealthyTarget | Self::ShuttingDown => 503,
             Self::UpgradeNotAllowed => 403,
+            Self::RateLimited => 429,
         }
     }
 
@@ -51,6 +54,7 @@ impl Refusal {
             Self::NoHealthyTarget => "no healthy upstream target",
             Self::UpgradeNotAllowed => "protocol upgrades are not allowed on this route",
             Self::ShuttingDown => "the proxy is shutting down",
+            Self::RateLimited => "rate limit exceeded",
         }
     }
 
@@ -63,6 +67,7 @@ impl Refusal {
             Self::BodyTooLarge => Some("body-too-large"),
             Self::Overloaded => Some("max-in-flight-requests"),
             Self::UpgradeNotAllowed => Some("upgrade-not-allowed"),
+            Self::RateLimited => Some("rate-limit"),
             Self::NoRoute | Self::NoHealthyTarget | Self::ShuttingDown => None,
         }
     }

@@ -21,6 +21,7 @@ pub mod log_file;
 mod metrics;
 pub mod pool;
 mod proxy;
+mod ratelimit;
 mod reload;
 mod retry;
 pub mod runtime;

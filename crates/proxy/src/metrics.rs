@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use zentinel_agent_protocol::client::{AgentClient, ClientStats};
-use zentinel_config::model::{AgentId, RouteId, UpstreamId};
+use zentinel_config::model::{AgentId, FilterId, RouteId, UpstreamId};
 
 use crate::agents::{Failure, Outcome};
 
@@ -351,6 +351,36 @@ impl AgentMetrics {
     }
 }
 
+/// What one rate-limit filter did on one route.
+#[derive(Debug, Default)]
+pub(crate) struct RateLimitCounters {
+    /// Passed at once.
+    pub allowed: AtomicU64,
+    /// Passed after waiting (`on-limit "delay"`).
+    pub delayed: AtomicU64,
+    /// Answered 429.
+    pub rejected: AtomicU64,
+}
+
+impl RateLimitCounters {
+    /// Counts one request.
+    pub(crate) fn count(&self, counter: &AtomicU64) {
+        bump(counter);
+    }
+
+    /// `(outcome, requests)` for the three outcomes.
+    pub(crate) fn read(&self) -> [(&'static str, u64); 3] {
+        [
+            ("allowed", get(&self.allowed)),
+            ("delayed", get(&self.delayed)),
+            ("rejected", get(&self.rejected)),
+        ]
+    }
+}
+
+/// Rate-limit counters by route and filter.
+type RateLimitMap = BTreeMap<(RouteId, FilterId), Arc<RateLimitCounters>>;
+
 /// Reload outcomes.
 #[derive(Debug)]
 pub(crate) struct Reloads {
@@ -397,6 +427,7 @@ pub(crate) struct Registry {
     unmatched: Arc<RouteMetrics>,
     upstreams: Mutex<BTreeMap<UpstreamId, Arc<UpstreamMetrics>>>,
     agents: Mutex<BTreeMap<AgentId, Arc<AgentMetrics>>>,
+    rate_limits: Mutex<RateLimitMap>,
     /// Reload outcomes.
     pub reloads: Reloads,
 }
@@ -408,6 +439,7 @@ impl Default for Registry {
             unmatched: Arc::default(),
             upstreams: Mutex::default(),
             agents: Mutex::default(),
+            rate_limits: Mutex::default(),
             reloads: Reloads {
                 success: AtomicU64::new(0),
                 failure: AtomicU64::new(0),
@@ -436,6 +468,22 @@ impl Registry {
     /// The metrics of agent `id`, created on first use.
     pub(crate) fn agent(&self, id: &AgentId) -> Arc<AgentMetrics> {
         lock(&self.agents).entry(id.clone()).or_default().clone()
+    }
+
+    /// The counters of filter `filter` on route `route`, created on first use.
+    pub(crate) fn rate_limit(&self, route: &RouteId, filter: &FilterId) -> Arc<RateLimitCounters> {
+        lock(&self.rate_limits)
+            .entry((route.clone(), filter.clone()))
+            .or_default()
+            .clone()
+    }
+
+    /// Every rate-limit filter's counters, by route and filter.
+    pub(crate) fn rate_limits(&self) -> Vec<((RouteId, FilterId), Arc<RateLimitCounters>)> {
+        lock(&self.rate_limits)
+            .iter()
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect()
     }
 
     fn routes(&self) -> Vec<(String, Arc<RouteMetrics>)> {

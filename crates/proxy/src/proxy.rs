@@ -1,8 +1,9 @@
 //! The `ProxyHttp` implementation: one instance per listener, each phase a short step over
 //! state prepared when the configuration was loaded. The agent steps are in
-//! [`agent_phases`].
+//! [`agent_phases`], the built-in filters' (rate limits) in [`filter_phases`].
 
 mod agent_phases;
+mod filter_phases;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +26,7 @@ use crate::errors::{Refusal, respond, status_of};
 use crate::forwarding::{Forwarding, apply_policy};
 use crate::limits;
 use crate::pool::{SelectInput, Tried};
+use crate::ratelimit::Quota;
 use crate::retry;
 use crate::runtime::{Runtime, Shared, Slot};
 use crate::trace::Trace;
@@ -92,6 +94,8 @@ pub(crate) struct Ctx {
     pub bodies: (BodyState, BodyState),
     /// The upstream response's `Content-Length`, for response-body agents.
     pub response_length: Option<u64>,
+    /// What the route's rate limits left (the tightest), for the `RateLimit-*` headers.
+    pub quota: Option<Quota>,
 }
 
 impl Zentinel {
@@ -246,6 +250,7 @@ impl ProxyHttp for Zentinel {
             agents: AgentState::default(),
             bodies: (BodyState::default(), BodyState::default()),
             response_length: None,
+            quota: None,
         }
     }
 
@@ -284,6 +289,10 @@ impl ProxyHttp for Zentinel {
                         r.max_attempts > 1 && r.retry_on.iter().any(|o| *o != RetryOn::ConnectError)
                     }) {
                         session.enable_retry_buffering();
+                    }
+                    // Built-in filters first: a limited request never costs an agent call.
+                    if self.builtin_filters(session, ctx).await? {
+                        return Ok(true);
                     }
                     self.request_agents(session, ctx).await
                 }
@@ -554,6 +563,7 @@ impl ProxyHttp for Zentinel {
                     }
                 }
             }
+            self.quota_headers(ctx, resp)?;
             let header = self.request_id_header(ctx);
             resp.insert_header(header, ctx.request_id.as_str())?;
             resp.remove_header("server");

@@ -218,7 +218,7 @@ impl Reload {
         let built = tokio::task::spawn_blocking(move || build(&load, &registry, &fixed, pool))
             .await
             .map_err(|e| Refused::Build(format!("the reload task failed: {e}")))??;
-        let (runtime, certs) = built;
+        let (mut runtime, certs) = built;
         runtime.inherit(&self.shared.load());
         let summary = Summary::of(&runtime);
         self.shared.swap(runtime);

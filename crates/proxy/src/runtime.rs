@@ -17,6 +17,7 @@ use crate::agents::{Agents, RouteAgents};
 use crate::audit::AuditLog;
 use crate::metrics::{self, Registry, RouteMetrics, UpstreamMetrics};
 use crate::pool::Pool;
+use crate::ratelimit::{self, Limiters, RouteLimit};
 use crate::retry::RetryBudget;
 use crate::upstream_tls::{self, UpstreamTls};
 
@@ -33,6 +34,8 @@ pub struct RouteRuntime {
     pub in_flight: AtomicUsize,
     /// Retry budget.
     pub retry_budget: RetryBudget,
+    /// The built-in filters applied, in `filters` order (before any agent).
+    pub(crate) limits: Vec<RouteLimit>,
     /// The agents consulted, per event.
     pub(crate) agents: RouteAgents,
     /// Its requests and their durations, across reloads.
@@ -59,6 +62,8 @@ pub struct Runtime {
     pub request_id_header: http::HeaderName,
     /// The agents, with their connections, permits and breakers.
     pub(crate) agents: Agents,
+    /// The rate-limit filters, with their buckets.
+    pub(crate) limiters: Limiters,
     /// Where access log lines go.
     pub(crate) access_log: AccessLog,
     /// Where security decisions go.
@@ -101,10 +106,11 @@ impl Runtime {
             .collect::<Result<Vec<_>, _>>()?;
         let upstream_tls = upstream_tls::prepare(&config.upstreams)?;
         let agents = Agents::start(&config, registry)?;
+        let limiters = Limiters::new(&config)?;
         let routes = config
             .routes
             .iter()
-            .map(|r| route_runtime(&config, &agents, registry, r))
+            .map(|r| route_runtime(&config, (&agents, &limiters), registry, r))
             .collect::<Result<Vec<_>, _>>()?;
         let matchers = config
             .listeners
@@ -133,6 +139,7 @@ impl Runtime {
             in_flight: AtomicUsize::new(0),
             request_id_header,
             agents,
+            limiters,
             access_log,
             audit_log,
             metrics: registry.clone(),
@@ -144,8 +151,10 @@ impl Runtime {
         })
     }
 
-    /// Carries the upstream pools' health from `old` (see [`Pool::inherit`]).
-    pub(crate) fn inherit(&self, old: &Runtime) {
+    /// Carries the upstream pools' health from `old` (see [`Pool::inherit`]), and the
+    /// buckets of rate-limit filters whose settings are unchanged.
+    pub(crate) fn inherit(&mut self, old: &Runtime) {
+        self.limiters.inherit(&old.limiters);
         for pool in &self.pools {
             if let Some(o) = old.pools.iter().find(|o| o.id == pool.id) {
                 pool.inherit(o);
@@ -161,7 +170,7 @@ impl Runtime {
 
 fn route_runtime(
     config: &Config,
-    agents: &Agents,
+    (agents, limiters): (&Agents, &Limiters),
     registry: &Registry,
     r: &Route,
 ) -> Result<RouteRuntime, BuildError> {
@@ -179,6 +188,7 @@ fn route_runtime(
         max_in_flight: r.limits.max_in_flight_requests.map(|n| n as usize),
         in_flight: AtomicUsize::new(0),
         retry_budget: RetryBudget::new(r.retry.budget_percent, r.retry.min_retries_per_second),
+        limits: ratelimit::route_plan(limiters, registry, r),
         agents: RouteAgents::new(agents, r),
         metrics: registry.route(&r.id),
     })

@@ -20,6 +20,7 @@ pub(crate) fn render(rt: &Runtime, connections: &ConnectionLimits) -> String {
     agent_calls(&mut e, &agents);
     agent_gauges(&mut e, rt);
     agent_clients(&mut e, &agents);
+    rate_limits(&mut e, rt);
     process(&mut e, rt, connections);
     e.finish()
 }
@@ -196,6 +197,34 @@ fn agent_clients(e: &mut Exposition, agents: &[(AgentId, std::sync::Arc<AgentMet
     }
 }
 
+fn rate_limits(e: &mut Exposition, rt: &Runtime) {
+    let name = "zentinel_rate_limit_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Requests through a rate-limit filter, by route, filter and outcome (allowed, delayed, rejected).",
+    );
+    for ((route, filter), c) in rt.metrics.rate_limits() {
+        for (outcome, n) in c.read() {
+            let labels = [
+                ("route", route.as_str()),
+                ("filter", filter.as_str()),
+                ("outcome", outcome),
+            ];
+            e.sample(name, &labels, n);
+        }
+    }
+    let name = "zentinel_rate_limit_keys";
+    e.family(
+        name,
+        Kind::Gauge,
+        "Buckets a rate-limit filter of the current configuration holds (at most its max-keys).",
+    );
+    for l in &rt.limiters.list {
+        e.sample(name, &[("filter", l.id.as_str())], l.keys());
+    }
+}
+
 fn process(e: &mut Exposition, rt: &Runtime, connections: &ConnectionLimits) {
     let name = "zentinel_connections";
     e.family(
@@ -280,5 +309,25 @@ routes { route "r" { upstream "u"; } }"#;
             assert!(out.lines().any(|l| l == line), "{line} missing in:\n{out}");
         }
         assert!(out.contains("# TYPE zentinel_agent_calls_total counter\n"));
+    }
+
+    #[test]
+    fn rate_limit_series_exist_from_the_start_per_route_and_filter() {
+        let text = r#"listeners { listener "w" { address "127.0.0.1:1"; } }
+upstreams { upstream "u" { target "127.0.0.1:2"; } }
+filters { filter "f" { type "rate-limit"; requests-per-second 1; } }
+routes { route "r" { upstream "u"; filters "f"; } }"#;
+        let config = zentinel_config::load_str("t.kdl", text).unwrap_or_else(|d| panic!("{d}"));
+        let rt = Runtime::build(Arc::new(config)).unwrap_or_else(|e| panic!("{e}"));
+        let c = &rt.routes[0].limits[0].counters;
+        c.count(&c.rejected);
+        let out = render(&rt, &ConnectionLimits::with_caps(10, 10, 10));
+        for line in [
+            r#"zentinel_rate_limit_total{route="r",filter="f",outcome="allowed"} 0"#,
+            r#"zentinel_rate_limit_total{route="r",filter="f",outcome="rejected"} 1"#,
+            r#"zentinel_rate_limit_keys{filter="f"} 0"#,
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing in:\n{out}");
+        }
     }
 }

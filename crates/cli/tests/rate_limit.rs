@@ -1,0 +1,287 @@
+//! The built-in `rate-limit` filter end to end: the issue's `per-ip` filter on route "api"
+//! (a burst of 12 gives 10 answers and two 429s with `Retry-After` and `RateLimit-*`, and a
+//! token comes back after 1/rps), a header key limiting each value on its own, `delay` mode
+//! spreading requests within `max-delay-ms`, the audit lines and the `/metrics` counters, and
+//! buckets kept over a reload that does not change the filter.
+
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code fails loudly"
+)]
+
+pub mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{MockUpstream, Proxy, Response, free_addr, get, request, wait_until};
+
+const HUP: i32 = 1;
+
+/// The issue's filter and route, plus `extra_filters` and `extra_routes`, with the audit log
+/// in `audit.log` and the admin API at `admin`.
+fn config(
+    addr: SocketAddr,
+    admin: SocketAddr,
+    backend: SocketAddr,
+    extra_filters: &str,
+    extra_routes: &str,
+) -> String {
+    format!(
+        r#"listeners {{ listener "web" {{ address "{addr}"; }} }}
+observability {{ access-log {{ destination "off"; }}; audit-log {{ destination "file"; path "audit.log"; }}; error-log {{ level "info"; }} }}
+admin {{ address "{admin}"; }}
+upstreams {{ upstream "backend" {{ target "{backend}"; }} }}
+filters {{
+    filter "per-ip" {{ type "rate-limit"; requests-per-second 5; burst 10; key "client-ip"; on-limit "reject"; }}
+    {extra_filters}
+}}
+routes {{
+    route "api" {{ matches {{ path-prefix "/api/"; }}; upstream "backend"; filters "per-ip"; }}
+    {extra_routes}
+}}"#
+    )
+}
+
+fn start(extra_filters: &str, extra_routes: &str) -> (Proxy, SocketAddr, SocketAddr, MockUpstream) {
+    let up = MockUpstream::start("backend");
+    let (addr, admin) = (free_addr(), free_addr());
+    let text = config(addr, admin, up.addr(), extra_filters, extra_routes);
+    let p = Proxy::start(&text, &[addr, admin]);
+    (p, addr, admin, up)
+}
+
+/// `n` requests sent at once (one thread and connection each), in the order they return.
+fn burst(addr: SocketAddr, path: &str, headers: &[(&str, &str)], n: usize) -> Vec<Response> {
+    let owned: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let (path, owned) = (path.to_owned(), owned.clone());
+            thread::spawn(move || {
+                let h: Vec<(&str, &str)> = owned
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                request(addr, "GET", "h.test", &path, &h, b"")
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+fn count(responses: &[Response], status: u16) -> usize {
+    responses.iter().filter(|r| r.status == status).count()
+}
+
+fn metrics(admin: SocketAddr) -> String {
+    let r = get(admin, "admin", "/metrics");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text()
+}
+
+/// The value of `series` (name and labels, exactly as written); 0 if absent.
+fn value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn audit(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("audit.log")).unwrap_or_default()
+}
+
+#[test]
+fn per_ip_burst_of_12_gives_10_answers_and_2_429s_then_a_token_comes_back() {
+    let (p, addr, admin, up) = start("", "");
+    let all = burst(addr, "/api/x", &[], 12);
+    assert_eq!(count(&all, 200), 10, "{all:?}");
+    assert_eq!(count(&all, 429), 2, "{all:?}");
+    assert_eq!(up.hits(), 10);
+    let mut remaining: Vec<u32> = all
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| {
+            assert_eq!(r.header("ratelimit-limit"), Some("10"));
+            assert!(r.header("ratelimit-reset").is_some());
+            r.header("ratelimit-remaining").unwrap().parse().unwrap()
+        })
+        .collect();
+    remaining.sort_unstable();
+    assert_eq!(remaining, (0..10).collect::<Vec<_>>());
+    for r in all.iter().filter(|r| r.status == 429) {
+        assert_eq!(r.header("retry-after"), Some("1"), "0.2 s rounded up");
+        assert_eq!(r.header("ratelimit-limit"), Some("10"));
+        assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+        assert_eq!(r.header("ratelimit-reset"), Some("2"));
+        let id = r.header("x-request-id").unwrap();
+        let body = r.text();
+        assert!(
+            body.starts_with("429 Too Many Requests: rate limit exceeded\n"),
+            "{body}"
+        );
+        assert!(body.contains("route: api\n") && body.contains(id), "{body}");
+    }
+    // One token every 200 ms.
+    thread::sleep(Duration::from_millis(250));
+    assert_eq!(get(addr, "h.test", "/api/x").status, 200);
+    assert_eq!(get(addr, "h.test", "/api/x").status, 429);
+    let dir = p.dir().to_owned();
+    wait_until(Duration::from_secs(5), "three audit lines", || {
+        audit(&dir).lines().count() == 3
+    });
+    for line in audit(&dir).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["decision"], "reject", "{line}");
+        assert_eq!(v["reason"], "rate-limit");
+        assert_eq!(v["filter"], "per-ip");
+        assert_eq!(v["key"], "client-ip");
+        assert_eq!(v["route"], "api");
+        assert_eq!(v["client"], "127.0.0.1");
+        assert_eq!(v["status"], 429);
+    }
+    let m = metrics(admin);
+    let series = |o: &str| {
+        format!(r#"zentinel_rate_limit_total{{route="api",filter="per-ip",outcome="{o}"}}"#)
+    };
+    assert_eq!(value(&m, &series("allowed")), 11.0, "{m}");
+    assert_eq!(value(&m, &series("rejected")), 3.0);
+    assert_eq!(value(&m, &series("delayed")), 0.0);
+    assert_eq!(
+        value(&m, r#"zentinel_rate_limit_keys{filter="per-ip"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(&m, r#"zentinel_requests_total{route="api",code="429"}"#),
+        3.0
+    );
+}
+
+#[test]
+fn a_header_key_limits_each_value_on_its_own_and_never_logs_it() {
+    let (p, addr, admin, _up) = start(
+        r#"filter "per-key" { type "rate-limit"; requests-per-second 1; burst 2; key "header:x-api-key"; }"#,
+        r#"route "keyed" { matches { path-prefix "/keyed/"; }; upstream "backend"; filters "per-key"; }"#,
+    );
+    for key in ["secret-a", "secret-b"] {
+        let h = [("x-api-key", key)];
+        let all = burst(addr, "/keyed/x", &h, 3);
+        assert_eq!(count(&all, 200), 2, "{key}: {all:?}");
+        assert_eq!(count(&all, 429), 1, "{key}: {all:?}");
+    }
+    // No key at all is one more bucket ("absent"), apart from every value.
+    let all = burst(addr, "/keyed/x", &[], 3);
+    assert_eq!(count(&all, 200), 2, "{all:?}");
+    let m = metrics(admin);
+    assert_eq!(
+        value(&m, r#"zentinel_rate_limit_keys{filter="per-key"}"#),
+        3.0
+    );
+    let dir = p.dir().to_owned();
+    wait_until(Duration::from_secs(5), "three audit lines", || {
+        audit(&dir).lines().count() == 3
+    });
+    let log = audit(&dir);
+    assert!(log.contains(r#""key":"header:x-api-key""#), "{log}");
+    assert!(
+        !log.contains("secret-"),
+        "the key's value is never logged: {log}"
+    );
+}
+
+#[test]
+fn delay_mode_spreads_requests_within_max_delay_and_rejects_beyond() {
+    let (p, addr, admin, _up) = start(
+        r#"filter "smooth" { type "rate-limit"; requests-per-second 10; burst 1; on-limit "delay"; max-delay-ms 1000; }
+    filter "tight" { type "rate-limit"; requests-per-second 10; burst 1; on-limit "delay"; max-delay-ms 250; }"#,
+        r#"route "smooth" { matches { path-prefix "/smooth/"; }; upstream "backend"; filters "smooth"; }
+    route "tight" { matches { path-prefix "/tight/"; }; upstream "backend"; filters "tight"; }"#,
+    );
+    let started = Instant::now();
+    let all = burst(addr, "/smooth/x", &[], 5);
+    let took = started.elapsed();
+    assert_eq!(count(&all, 200), 5, "{all:?}");
+    // One every 100 ms: the fifth no sooner than ~400 ms after the first.
+    assert!(took >= Duration::from_millis(350), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let m = metrics(admin);
+    let series = |r: &str, o: &str| {
+        format!(r#"zentinel_rate_limit_total{{route="{r}",filter="{r}",outcome="{o}"}}"#)
+    };
+    let delayed = value(&m, &series("smooth", "delayed"));
+    assert_eq!(
+        delayed + value(&m, &series("smooth", "allowed")),
+        5.0,
+        "{m}"
+    );
+    assert!(delayed >= 3.0, "{m}");
+    // Waits of 100, 200, … ms: beyond 250 ms they are rejected instead.
+    let started = Instant::now();
+    let all = burst(addr, "/tight/x", &[], 10);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(count(&all, 429) >= 3, "{all:?}");
+    assert!(count(&all, 200) >= 2, "{all:?}");
+    assert_eq!(count(&all, 200) + count(&all, 429), 10, "{all:?}");
+    let dir = p.dir().to_owned();
+    wait_until(Duration::from_secs(5), "delay audit lines", || {
+        audit(&dir).contains(r#""decision":"delay""#)
+    });
+    let line = audit(&dir)
+        .lines()
+        .find(|l| l.contains(r#""decision":"delay""#))
+        .unwrap()
+        .to_owned();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["filter"], "smooth");
+    assert!(v["delay_ms"].as_f64().unwrap() > 0.0, "{line}");
+    assert!(v["status"].is_null(), "{line}");
+}
+
+/// Sends SIGHUP and waits for the outcome line.
+fn reload(p: &Proxy) {
+    let done = |p: &Proxy| p.stderr().matches("configuration reloaded").count();
+    let before = done(p);
+    p.signal(HUP);
+    wait_until(Duration::from_secs(10), "the reload", || done(p) > before);
+}
+
+#[test]
+fn a_reload_keeps_the_buckets_of_an_unchanged_filter_and_a_changed_one_starts_full() {
+    let up = MockUpstream::start("backend");
+    let (addr, admin) = (free_addr(), free_addr());
+    let slow = |burst: u32| {
+        config(
+            addr,
+            admin,
+            up.addr(),
+            &format!(
+                r#"filter "slow" {{ type "rate-limit"; requests-per-second 1; burst {burst}; }}"#
+            ),
+            r#"route "slow" { matches { path-prefix "/slow/"; }; upstream "backend"; filters "slow"; }"#,
+        )
+    };
+    let p = Proxy::start(&slow(10), &[addr, admin]);
+    let all = burst(addr, "/slow/x", &[], 11);
+    assert_eq!(count(&all, 200), 10, "{all:?}");
+    // The same filter, in a configuration that otherwise changed.
+    p.write_file("zentinel.kdl", &format!("// edited\n{}", slow(10)));
+    reload(&p);
+    // A fresh bucket would let 10 through; the kept one only what refilled meanwhile.
+    let after = burst(addr, "/slow/x", &[], 10);
+    assert!(
+        count(&after, 429) >= 6,
+        "still limited after the reload: {after:?}"
+    );
+    // A changed filter starts with full buckets.
+    p.write_file("zentinel.kdl", &slow(12));
+    reload(&p);
+    let fresh = burst(addr, "/slow/x", &[], 12);
+    assert_eq!(count(&fresh, 200), 12, "{fresh:?}");
+}

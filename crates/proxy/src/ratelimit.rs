@@ -1,0 +1,303 @@
+//! Built-in rate limiting (`filters { filter "…" { type "rate-limit"; … } }`): one
+//! [`Limiter`] per filter, with its token buckets in a bounded [`local::Store`], and each
+//! route's list of the limiters it applies, prepared when the runtime is built.
+//!
+//! A key is never kept or logged as it was sent: its parts are hashed with a key chosen at
+//! random when the limiter is created (SipHash), and only that hash is stored. A request
+//! without a header or cookie the key names gets an explicit "absent" part, so all such
+//! requests share one bucket per remaining parts.
+//!
+//! Nothing here waits: a delayed request sleeps in the proxy phase, holding no lock.
+
+pub(crate) mod local;
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use zentinel_config::model::{
+    Config, FilterId, FilterKind, FilterRef, OnLimit, RateLimit, RateLimitKey, Route,
+};
+
+use crate::BuildError;
+use crate::limits;
+use crate::metrics::{RateLimitCounters, Registry};
+pub(crate) use local::{Quota, Take};
+use local::{Rate, Store};
+
+/// One `rate-limit` filter, ready to count.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    /// Its ID.
+    pub id: FilterId,
+    /// Its settings, as configured.
+    pub settings: RateLimit,
+    /// The parts of its key, for audit lines: `client-ip+header:x-api-key`.
+    pub key_kinds: String,
+    rate: Rate,
+    store: Store,
+    hasher: RandomState,
+}
+
+/// What a request's key is made of.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyInput<'a> {
+    /// The trusted client address (never a raw `X-Forwarded-For`).
+    pub client_ip: Option<IpAddr>,
+    /// The route's ID.
+    pub route: &'a str,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+}
+
+impl Limiter {
+    fn new(id: FilterId, settings: &RateLimit) -> Self {
+        let max_delay = (settings.on_limit == OnLimit::Delay).then_some(settings.max_delay);
+        let key_kinds = settings
+            .key
+            .iter()
+            .map(|k| match k {
+                RateLimitKey::ClientIp => "client-ip".to_owned(),
+                RateLimitKey::Route => "route".to_owned(),
+                RateLimitKey::Header(h) => format!("header:{h}"),
+                RateLimitKey::Cookie(c) => format!("cookie:{c}"),
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+            .join("+");
+        Self {
+            id,
+            rate: Rate::new(settings.requests_per_second, settings.burst, max_delay),
+            store: Store::new(settings.max_keys as usize),
+            settings: settings.clone(),
+            key_kinds,
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Whether `settings` are exactly this limiter's (then its buckets carry over a reload).
+    fn same_settings(&self, settings: &RateLimit) -> bool {
+        let s = &self.settings;
+        s.requests_per_second == settings.requests_per_second
+            && s.burst == settings.burst
+            && s.key == settings.key
+            && s.on_limit == settings.on_limit
+            && s.max_delay == settings.max_delay
+            && s.max_keys == settings.max_keys
+    }
+
+    /// The keyed hash of the request's key.
+    fn key(&self, input: &KeyInput<'_>) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        for part in &self.settings.key {
+            match part {
+                RateLimitKey::ClientIp => input.client_ip.hash(&mut h),
+                RateLimitKey::Route => input.route.hash(&mut h),
+                RateLimitKey::Header(name) => input
+                    .headers
+                    .get(name.as_str())
+                    .map(HeaderValue::as_bytes)
+                    .hash(&mut h),
+                RateLimitKey::Cookie(name) => {
+                    limits::cookie(input.headers, name).hash(&mut h);
+                }
+                other => std::mem::discriminant(other).hash(&mut h),
+            }
+        }
+        h.finish()
+    }
+
+    /// Takes a token for the request described by `input`.
+    pub(crate) fn take(&self, input: &KeyInput<'_>) -> Take {
+        self.store.take(self.key(input), &self.rate)
+    }
+
+    /// Buckets held now.
+    pub(crate) fn keys(&self) -> usize {
+        self.store.keys()
+    }
+}
+
+/// Every limiter of one configuration, in `config.filters` order.
+#[derive(Debug, Default)]
+pub(crate) struct Limiters {
+    /// The limiters.
+    pub list: Vec<Arc<Limiter>>,
+}
+
+impl Limiters {
+    /// A fresh limiter for each `rate-limit` filter of `config`.
+    pub(crate) fn new(config: &Config) -> Result<Self, BuildError> {
+        let list = config
+            .filters
+            .iter()
+            .map(|f| match &f.kind {
+                FilterKind::RateLimit(r) => Ok(Arc::new(Limiter::new(f.id.clone(), r))),
+                other => Err(BuildError::Internal(format!(
+                    "filter \"{}\": {other:?} is not supported",
+                    f.id
+                ))),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { list })
+    }
+
+    /// Takes over the buckets of `old`'s limiters whose ID and settings are unchanged; a
+    /// changed filter starts with full buckets.
+    pub(crate) fn inherit(&mut self, old: &Limiters) {
+        for l in &mut self.list {
+            if let Some(o) = old
+                .list
+                .iter()
+                .find(|o| o.id == l.id && o.same_settings(&l.settings))
+            {
+                *l = o.clone();
+            }
+        }
+    }
+}
+
+/// A limiter a route applies.
+#[derive(Debug)]
+pub(crate) struct RouteLimit {
+    /// Index in [`Limiters::list`].
+    pub limiter: usize,
+    /// What it did on this route, across reloads.
+    pub counters: Arc<RateLimitCounters>,
+}
+
+/// The built-in filters of `route`, in its `filters` order.
+pub(crate) fn route_plan(
+    limiters: &Limiters,
+    registry: &Registry,
+    route: &Route,
+) -> Vec<RouteLimit> {
+    route
+        .filters
+        .iter()
+        .filter_map(|f| match f {
+            FilterRef::Builtin(id) => limiters.list.iter().position(|l| l.id == *id),
+            _ => None,
+        })
+        .map(|limiter| RouteLimit {
+            counters: registry.rate_limit(&route.id, &limiters.list[limiter].id),
+            limiter,
+        })
+        .collect()
+}
+
+/// Whole seconds, rounded up.
+fn ceil_secs(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// The `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers
+/// (draft-ietf-httpapi-ratelimit-headers-07), and `Retry-After` when given.
+pub(crate) fn headers(
+    q: &Quota,
+    retry_after: Option<std::time::Duration>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = Vec::with_capacity(4);
+    if let Some(d) = retry_after {
+        out.push((http::header::RETRY_AFTER, HeaderValue::from(ceil_secs(d))));
+    }
+    out.push((
+        HeaderName::from_static("ratelimit-limit"),
+        HeaderValue::from(q.limit),
+    ));
+    out.push((
+        HeaderName::from_static("ratelimit-remaining"),
+        HeaderValue::from(q.remaining),
+    ));
+    out.push((
+        HeaderName::from_static("ratelimit-reset"),
+        HeaderValue::from(ceil_secs(q.reset)),
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn config(filters: &str) -> Config {
+        let text = format!(
+            r#"listeners {{ listener "w" {{ address "127.0.0.1:1"; }} }}
+upstreams {{ upstream "u" {{ target "127.0.0.1:2"; }} }}
+filters {{ {filters} }}
+routes {{ route "r" {{ upstream "u"; filters "f"; }} }}"#
+        );
+        zentinel_config::load_str("t.kdl", &text).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    #[test]
+    fn header_values_round_up_and_name_the_draft_fields() {
+        let q = Quota {
+            limit: 10,
+            remaining: 3,
+            reset: Duration::from_millis(1200),
+        };
+        let h = headers(&q, Some(Duration::from_millis(200)));
+        let text: Vec<_> = h
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap_or("?")))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "retry-after: 1",
+                "ratelimit-limit: 10",
+                "ratelimit-remaining: 3",
+                "ratelimit-reset: 2"
+            ]
+        );
+        assert_eq!(ceil_secs(Duration::from_secs(2)), 2);
+        assert_eq!(headers(&q, None).len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn header_and_cookie_keys_with_an_explicit_absent_part() {
+        let c = config(
+            r#"filter "f" { type "rate-limit"; requests-per-second 1; burst 1; key "header:x-api-key" "cookie:s"; }"#,
+        );
+        let limiters = Limiters::new(&c).unwrap_or_else(|e| panic!("{e}"));
+        let l = &limiters.list[0];
+        assert_eq!(l.key_kinds, "header:x-api-key+cookie:s");
+        let mut a = HeaderMap::new();
+        a.insert("x-api-key", HeaderValue::from_static("a"));
+        let mut b = HeaderMap::new();
+        b.insert("x-api-key", HeaderValue::from_static("b"));
+        let mut empty_value = HeaderMap::new();
+        empty_value.insert("x-api-key", HeaderValue::from_static(""));
+        let none = HeaderMap::new();
+        let input = |headers| KeyInput {
+            client_ip: None,
+            route: "r",
+            headers,
+        };
+        for h in [&a, &b, &empty_value, &none] {
+            assert!(matches!(l.take(&input(h)), Take::Allowed(_)));
+        }
+        for h in [&a, &b, &empty_value, &none] {
+            assert!(matches!(l.take(&input(h)), Take::Rejected(..)));
+        }
+        assert_eq!(l.keys(), 4, "absent is its own key, apart from empty");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unchanged_filters_keep_their_buckets_over_a_reload() {
+        let f = r#"filter "f" { type "rate-limit"; requests-per-second 1; burst 1; }"#;
+        let old = Limiters::new(&config(f)).unwrap_or_else(|e| panic!("{e}"));
+        let mut same = Limiters::new(&config(f)).unwrap_or_else(|e| panic!("{e}"));
+        same.inherit(&old);
+        assert!(Arc::ptr_eq(&old.list[0], &same.list[0]));
+        let changed = r#"filter "f" { type "rate-limit"; requests-per-second 2; burst 1; }"#;
+        let mut new = Limiters::new(&config(changed)).unwrap_or_else(|e| panic!("{e}"));
+        new.inherit(&old);
+        assert!(!Arc::ptr_eq(&old.list[0], &new.list[0]));
+    }
+}
