@@ -194,28 +194,27 @@ fn ceil_secs(d: std::time::Duration) -> u64 {
 }
 
 /// The `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers
-/// (draft-ietf-httpapi-ratelimit-headers-07), and `Retry-After` when given.
-pub(crate) fn headers(
-    q: &Quota,
-    retry_after: Option<std::time::Duration>,
-) -> Vec<(HeaderName, HeaderValue)> {
-    let mut out = Vec::with_capacity(4);
-    if let Some(d) = retry_after {
-        out.push((http::header::RETRY_AFTER, HeaderValue::from(ceil_secs(d))));
-    }
-    out.push((
-        HeaderName::from_static("ratelimit-limit"),
-        HeaderValue::from(q.limit),
-    ));
-    out.push((
-        HeaderName::from_static("ratelimit-remaining"),
-        HeaderValue::from(q.remaining),
-    ));
-    out.push((
-        HeaderName::from_static("ratelimit-reset"),
-        HeaderValue::from(ceil_secs(q.reset)),
-    ));
-    out
+/// (draft-ietf-httpapi-ratelimit-headers-07), without allocating.
+pub(crate) fn headers(q: &Quota) -> [(HeaderName, HeaderValue); 3] {
+    [
+        (
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderValue::from(q.limit),
+        ),
+        (
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderValue::from(q.remaining),
+        ),
+        (
+            HeaderName::from_static("ratelimit-reset"),
+            HeaderValue::from(ceil_secs(q.reset)),
+        ),
+    ]
+}
+
+/// `Retry-After` in whole seconds, rounded up.
+pub(crate) fn retry_after(d: std::time::Duration) -> (HeaderName, HeaderValue) {
+    (http::header::RETRY_AFTER, HeaderValue::from(ceil_secs(d)))
 }
 
 #[cfg(test)]
@@ -241,7 +240,8 @@ routes {{ route "r" {{ upstream "u"; filters "f"; }} }}"#
             remaining: 3,
             reset: Duration::from_millis(1200),
         };
-        let h = headers(&q, Some(Duration::from_millis(200)));
+        let [a, b, c] = headers(&q);
+        let h = [retry_after(Duration::from_millis(200)), a, b, c];
         let text: Vec<_> = h
             .iter()
             .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap_or("?")))
@@ -256,7 +256,7 @@ routes {{ route "r" {{ upstream "u"; filters "f"; }} }}"#
             ]
         );
         assert_eq!(ceil_secs(Duration::from_secs(2)), 2);
-        assert_eq!(headers(&q, None).len(), 3);
+        assert_eq!(retry_after(Duration::from_nanos(1)).1, "1");
     }
 
     #[tokio::test(start_paused = true)]

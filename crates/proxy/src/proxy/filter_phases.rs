@@ -98,7 +98,8 @@ impl Zentinel {
     ) -> Result<()> {
         let why = Refusal::RateLimited;
         let route = ctx.route.map(|i| ctx.rt.config.routes[i].id.as_str());
-        let headers = ratelimit::headers(q, Some(retry));
+        let [limit, remaining, reset] = ratelimit::headers(q);
+        let headers = [ratelimit::retry_after(retry), limit, remaining, reset];
         // An unread request body would be taken for the next request: close instead.
         let req = session.req_header();
         let close = limits::declared_body_len(req).is_some_and(|n| n > 0)
@@ -115,7 +116,7 @@ impl Zentinel {
     /// The `RateLimit-*` headers of a request a rate limit let through.
     pub(super) fn quota_headers(&self, ctx: &Ctx, resp: &mut ResponseHeader) -> Result<()> {
         if let Some(q) = &ctx.quota {
-            for (name, value) in ratelimit::headers(q, None) {
+            for (name, value) in ratelimit::headers(q) {
                 resp.insert_header(name, value)?;
             }
         }
