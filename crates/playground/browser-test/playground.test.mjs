@@ -1,12 +1,13 @@
 // Headless-browser test of the playground page (crates/playground/web) in Debian's Chromium,
 // driven by playwright-core. Serves the page itself on 127.0.0.1 (ephemeral port, Node's http
 // module), then: the seed validates; a typo shows its diagnostic at the right line and column
-// with the "did you mean" help; a request is explained with the right route; an nginx config
-// converts to valid KDL; the page also works from file:// with the module picked by hand.
+// with the "did you mean" help; a request is explained with the right route; the normalised
+// config has the defaults; an nginx config converts to valid KDL; the page also works from
+// file:// with the module picked by hand.
 // A screenshot per step goes to target/playground-screenshots/ (or $SCREENSHOT_DIR).
 // Every wait is bounded (10 s); the whole run is cut off after 60 s. Exit 0 only if all pass.
 import { createServer } from 'node:http';
-import { readFileSync, mkdirSync, statSync } from 'node:fs';
+import { readFileSync, mkdirSync, statSync, readdirSync, unlinkSync } from 'node:fs';
 import { extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -52,6 +53,7 @@ const base = `http://127.0.0.1:${server.address().port}/`;
 
 // --- the browser -------------------------------------------------------------------------------
 mkdirSync(SHOTS, { recursive: true });
+for (const f of readdirSync(SHOTS)) if (f.endsWith('.png')) unlinkSync(join(SHOTS, f));   // this run's only
 const args = ['--disable-gpu', '--disable-dev-shm-usage'];
 if (typeof process.getuid === 'function' && process.getuid() === 0) args.push('--no-sandbox');
 let browser;
@@ -154,6 +156,15 @@ try {
     return '/api/users -> api; /pricing with a huge body -> marketing, refused 413';
   });
 
+  await step('the normalised config shows the defaults', page, async () => {
+    await page.click('#tab-normalised');
+    const config = JSON.parse(await page.locator('#normalised').textContent());
+    assert(config.routes.length === 2 && config.agents[0].timeout === 50, 'expected the seed\'s 2 routes and the waf timeout of 50 ms');
+    assert(config.limits.max_body_bytes === 10485760, `the default body limit should be filled in: ${config.limits.max_body_bytes}`);
+    assert(/timeout-ms/.test(await page.locator('#defaults').textContent()), 'the defaults table should be there');
+    return `${Object.keys(config).length} top-level keys`;
+  });
+
   await step('an nginx config converts to valid KDL', page, async () => {
     await page.click('#tab-convert');
     await page.selectOption('#conv-from', 'nginx');
@@ -179,7 +190,7 @@ try {
     assert(rows >= mapped + notMapped, `the report table should list every directive (${rows} rows)`);
     const stray = await page.locator('#conversion').evaluate((e) => [...e.childNodes].filter((c) => c.nodeType === 3).map((c) => c.textContent).join(''));
     assert(stray.trim() === '', `stray text in the conversion: ${JSON.stringify(stray)}`);
-    await page.screenshot({ path: join(SHOTS, '04a-conversion-report.png'), fullPage: true, timeout: STEP_TIMEOUT });
+    await page.screenshot({ path: join(SHOTS, '05a-conversion-report.png'), fullPage: true, timeout: STEP_TIMEOUT });
     await page.click('#load-kdl');          // the KDL goes into the editor and validates there
     await page.locator('#panel-config:not([hidden]) #verdict[data-state="ok"]').waitFor();
     assert(await page.inputValue('#config') === kdl, 'the editor should hold the converted KDL');

@@ -96,8 +96,12 @@
     ta.value = seed();
     ta.addEventListener('input', () => { paintLines([]); clearTimeout(timer); timer = setTimeout(validateNow, 250); });
     ta.addEventListener('scroll', syncScroll);
-    ta.addEventListener('keydown', (e) => {         // Tab inserts four spaces instead of leaving
-      if (e.key !== 'Tab' || e.shiftKey || e.ctrlKey || e.altKey || e.metaKey) return;
+    // Tab inserts four spaces; Escape first, then Tab, moves the focus on (keyboard users).
+    let escaped = false;
+    ta.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') { escaped = true; return; }
+      const plainTab = e.key === 'Tab' && !e.shiftKey && !e.ctrlKey && !e.altKey && !e.metaKey;
+      if (!plainTab || escaped) { escaped = false; return; }
       e.preventDefault();
       ta.setRangeText('    ', ta.selectionStart, ta.selectionEnd, 'end');
       ta.dispatchEvent(new Event('input'));
