@@ -27,7 +27,10 @@ mod tests {
         assert!(unsupported(&demo).is_empty());
         let prod = zentinel_config::load_str("p", include_str!("../../../examples/production.kdl"))
             .unwrap_or_else(|d| panic!("{d}"));
-        assert!(!prod.filters.is_empty(), "production has a rate-limit filter");
+        assert!(
+            !prod.filters.is_empty(),
+            "production has a rate-limit filter"
+        );
         assert!(prod.admin.is_some(), "production has an admin block");
         assert!(unsupported(&prod).is_empty(), "{:?}", unsupported(&prod));
     }
