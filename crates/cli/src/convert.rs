@@ -78,14 +78,14 @@ pub(crate) fn run(req: &ConvertRequest<'_>) -> ExitCode {
     }
     let conversion = convert_with(from, &text, &options);
     match req.format {
-        Format::Json => println!("{}", conversion.to_json()),
+        Format::Json => outln!("{}", conversion.to_json()),
         Format::Text => eprint!("{}", conversion.report_text()),
     }
     if !conversion.kdl.is_empty() && req.format == Format::Text {
         let written = match req.output {
             Some(path) => std::fs::write(path, &conversion.kdl),
             None => {
-                print!("{}", conversion.kdl);
+                out!("{}", conversion.kdl);
                 Ok(())
             }
         };

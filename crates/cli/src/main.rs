@@ -10,6 +10,27 @@
     reason = "a command-line tool prints"
 )]
 
+/// `print!` to stdout that ends the process quietly, with the shell's status for SIGPIPE
+/// (141), when the reader went away — `zentinel validate … | head` must not panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if write!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -207,13 +228,13 @@ fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Defaults,
         } => {
-            print!("{}", zentinel_config::schema::defaults_table());
+            out!("{}", zentinel_config::schema::defaults_table());
             ExitCode::SUCCESS
         }
         Command::Config {
             command: ConfigCommand::Docs,
         } => {
-            print!("{}", zentinel_config::schema::markdown());
+            out!("{}", zentinel_config::schema::markdown());
             ExitCode::SUCCESS
         }
     }
@@ -226,7 +247,7 @@ fn validate(files: &[PathBuf], format: Format) -> ExitCode {
         all_ok &= outcome.is_ok();
         match format {
             Format::Text => match &outcome {
-                Ok(c) => println!(
+                Ok(c) => outln!(
                     "{}: configuration OK ({})",
                     file.display(),
                     report::summary(c)
@@ -246,7 +267,7 @@ fn validate(files: &[PathBuf], format: Format) -> ExitCode {
                     Err(d) => d.to_json(),
                 };
                 v["file"] = serde_json::Value::String(file.display().to_string());
-                println!("{v}");
+                outln!("{v}");
             }
         }
     }

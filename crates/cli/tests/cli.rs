@@ -190,3 +190,30 @@ fn kdl_snippets_in_the_readme_validate() {
         }
     }
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_validate_quietly() {
+    use std::io::{BufRead, BufReader};
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/seed.kdl");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zentinel"))
+        .arg("validate")
+        .args(std::iter::repeat_n(seed, 2000))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The read end is closed here, as `| head -1` does.
+    let out = child.wait_with_output().unwrap();
+    assert!(first.contains("configuration OK"), "{first}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(141),
+        "the shell's status for SIGPIPE"
+    );
+}
