@@ -195,7 +195,7 @@ fn kdl_snippets_in_the_readme_validate() {
 fn a_reader_that_stops_early_ends_validate_quietly() {
     use std::io::{BufRead, BufReader};
     let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/seed.kdl");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zentinel"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zentinel"))
         .arg("validate")
         .args(std::iter::repeat_n(seed, 2000))
         .stdout(std::process::Stdio::piped())
