@@ -1,0 +1,139 @@
+//! Limits the request already breaks, in the order the proxy checks them.
+
+use super::*;
+
+// Limits
+
+/// A configuration with tight global limits and a route with its own.
+fn limited() -> Config {
+    simple(
+        r#"
+route "upload" { matches { path-prefix "/upload"; }; upstream "u"; limits { max-body-bytes 1000; max-in-flight-requests 5; }; }
+route "ws" { matches { path "/ws"; }; upstream "u"; websocket #true; }
+route "plain" { matches { path-prefix "/"; }; upstream "u"; }
+"#,
+        "limits { max-uri-bytes 64; max-header-count 3; max-header-bytes 1024; max-body-bytes 5000; }",
+    )
+}
+
+#[test]
+fn a_request_target_or_headers_over_the_limits_get_414_and_431() {
+    let c = limited();
+    let long = format!("http://h.test/{}", "a".repeat(64));
+    let e = ex(&c, "GET", &long, &[]);
+    assert_eq!(status(&e), Some(414));
+    let uri = e
+        .limits
+        .iter()
+        .find(|l| l.setting == "limits.max-uri-bytes")
+        .unwrap();
+    assert_eq!((uri.request, uri.max, uri.exceeded), (Some(65), 64, true));
+
+    // Host counts as a header line.
+    let e = ex(&c, "GET", "http://h.test/", &["a: 1", "b: 2", "c: 3"]);
+    assert_eq!(status(&e), Some(431));
+    let e = ex(
+        &c,
+        "GET",
+        "http://h.test/",
+        &[&format!("big: {}", "v".repeat(1020))],
+    );
+    let Outcome::Refuse(r) = &e.outcome else {
+        panic!()
+    };
+    assert_eq!((r.status, r.reason), (431, "request headers too large"));
+    assert!(
+        r.cause.contains("limits.max-header-bytes is 1024"),
+        "{}",
+        r.cause
+    );
+}
+
+#[test]
+fn a_declared_body_over_the_routes_or_the_global_limit_gets_413() {
+    let c = limited();
+    // The route's own body limit, and the global one elsewhere.
+    let e = ex(
+        &c,
+        "POST",
+        "http://h.test/upload",
+        &["content-length: 1001"],
+    );
+    let Outcome::Refuse(r) = &e.outcome else {
+        panic!()
+    };
+    assert_eq!((r.status, r.reason), (413, "request body too large"));
+    assert!(
+        r.cause.contains("route \"upload\" limits.max-body-bytes"),
+        "{}",
+        r.cause
+    );
+    assert!(
+        e.limits
+            .iter()
+            .any(|l| l.setting == "route \"upload\" limits.max-in-flight-requests" && l.max == 5)
+    );
+    assert_eq!(
+        status(&ex(
+            &c,
+            "POST",
+            "http://h.test/other",
+            &["content-length: 1001"]
+        )),
+        None
+    );
+    assert_eq!(
+        status(&ex(
+            &c,
+            "POST",
+            "http://h.test/other",
+            &["content-length: 5001"]
+        )),
+        Some(413)
+    );
+}
+
+#[test]
+fn upgrades_are_refused_where_the_route_does_not_allow_them_and_refusals_keep_their_order() {
+    let c = limited();
+    let long = format!("http://h.test/{}", "a".repeat(64));
+    // WebSocket upgrades: only where the route allows them.
+    let up = ["upgrade: websocket", "connection: upgrade"];
+    let e = ex(&c, "GET", "http://h.test/chat", &up);
+    let Outcome::Refuse(r) = &e.outcome else {
+        panic!()
+    };
+    assert_eq!(
+        (r.status, r.reason),
+        (403, "protocol upgrades are not allowed on this route")
+    );
+    assert_eq!(status(&ex(&c, "GET", "http://h.test/ws", &up)), None);
+    assert!(
+        ex(&c, "GET", "http://h.test/ws", &up)
+            .route
+            .unwrap()
+            .websocket
+    );
+
+    // Everything at once: the first in the proxy's order decides, the rest are listed.
+    let e = ex(
+        &c,
+        "GET",
+        &format!("{long}/upload"),
+        &["upgrade: websocket", "content-length: 99999"],
+    );
+    let statuses: Vec<u16> = e.refusals.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [414, 403, 413]);
+    assert_eq!(status(&e), Some(414));
+}
+
+#[test]
+fn limits_before_routing_come_before_the_404() {
+    let c = simple(
+        r#"route "r" { matches { path "/only"; }; upstream "u"; }"#,
+        "limits { max-uri-bytes 64; }",
+    );
+    let e = ex(&c, "GET", &format!("http://h.test/{}", "x".repeat(64)), &[]);
+    let statuses: Vec<u16> = e.refusals.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [414, 404]);
+}
