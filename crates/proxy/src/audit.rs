@@ -84,12 +84,7 @@ impl AuditLog {
         if self.sink.is_off() {
             return;
         }
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |t| t.as_millis());
         let line = serde_json::json!({
-            "ts_ms": ts,
-            "log": "audit",
             "request_id": l.request_id,
             "route": l.route,
             "client": l.client.map(|ip| ip.to_string()),
@@ -100,6 +95,18 @@ impl AuditLog {
             "status": if l.delay.is_some() { None } else { Some(429) },
             "delay_ms": l.delay.map(|d| d.as_secs_f64() * 1000.0),
         });
+        self.emit(line);
+    }
+
+    /// Writes `line` with the time (`ts_ms`) and `"log": "audit"` added.
+    fn emit(&self, mut line: serde_json::Value) {
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        if let Some(fields) = line.as_object_mut() {
+            fields.insert("ts_ms".to_owned(), ts.into());
+            fields.insert("log".to_owned(), "audit".into());
+        }
         self.sink.line(&line.to_string());
     }
 
@@ -115,12 +122,7 @@ impl AuditLog {
         if self.sink.is_off() {
             return;
         }
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |t| t.as_millis());
         let line = serde_json::json!({
-            "ts_ms": ts,
-            "log": "audit",
             "request_id": r.request_id,
             "route": r.route,
             "client": r.client.map(|ip| ip.to_string()),
@@ -128,7 +130,7 @@ impl AuditLog {
             "reason": r.reason,
             "status": r.status,
         });
-        self.sink.line(&line.to_string());
+        self.emit(line);
     }
 
     /// Writes one decision.
@@ -136,14 +138,9 @@ impl AuditLog {
         if self.sink.is_off() {
             return;
         }
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |t| t.as_millis());
         let empty = AuditMetadata::default();
         let a = d.audit.unwrap_or(&empty);
         let line = serde_json::json!({
-            "ts_ms": ts,
-            "log": "audit",
             "request_id": d.request_id,
             "route": d.route,
             "agent": d.agent,
@@ -157,6 +154,6 @@ impl AuditLog {
             "confidence": a.confidence,
             "latency_ms": d.latency.as_secs_f64() * 1000.0,
         });
-        self.sink.line(&line.to_string());
+        self.emit(line);
     }
 }
