@@ -8,7 +8,7 @@ use crate::model::{
     Agent, AgentEvent, AgentId, AgentTransport, CircuitBreaker, Filter, FilterId, FilterKind,
     FilterType, OnLimit, RateLimit, RateLimitKey,
 };
-use crate::reader::{Reader, Spanned};
+use crate::reader::{Cx, Reader, Spanned};
 
 pub(super) fn agent(r: &Reader<'_>, id: &Spanned<String>) -> Option<Agent> {
     let cx = r.cx();
@@ -153,53 +153,7 @@ pub(super) fn filter(r: &Reader<'_>, id: &Spanned<String>) -> Option<Filter> {
     if on_limit == Some(OnLimit::Reject) {
         r.no_effect("max-delay-ms", "`on-limit \"reject\"` never waits");
     }
-    let key = keys.and_then(|ks| {
-        let mut out: Vec<RateLimitKey> = Vec::new();
-        let mut ok = true;
-        for k in &ks {
-            let parsed = match k.value.split_once(':') {
-                None if k.value == "client-ip" => Some(RateLimitKey::ClientIp),
-                None if k.value == "route" => Some(RateLimitKey::Route),
-                Some(("header", name)) => header_name(
-                    cx,
-                    &Spanned {
-                        value: name.to_owned(),
-                        span: k.span,
-                    },
-                )
-                .map(RateLimitKey::Header),
-                Some(("cookie", name)) if !name.is_empty() => {
-                    Some(RateLimitKey::Cookie(name.to_owned()))
-                }
-                _ => {
-                    invalid(
-                        cx,
-                        k.span,
-                        format!("\"{}\" is not a rate-limit key", k.value),
-                        Some(
-                            "use \"client-ip\", \"route\", \"header:<name>\" or \"cookie:<name>\""
-                                .to_owned(),
-                        ),
-                    );
-                    None
-                }
-            };
-            match parsed {
-                Some(p) if out.contains(&p) => {
-                    invalid(
-                        cx,
-                        k.span,
-                        format!("key part \"{}\" is listed twice", k.value),
-                        None,
-                    );
-                    ok = false;
-                }
-                Some(p) => out.push(p),
-                None => ok = false,
-            }
-        }
-        ok.then_some(out)
-    });
+    let key = keys.and_then(|ks| key_parts(cx, &ks));
     let kind = match ty? {
         FilterType::RateLimit => {
             let rps = rps?;
@@ -217,4 +171,54 @@ pub(super) fn filter(r: &Reader<'_>, id: &Spanned<String>) -> Option<Filter> {
         id: FilterId::new(id.value.clone()),
         kind,
     })
+}
+
+/// The parts of a `key` list (`client-ip`, `route`, `header:<name>`, `cookie:<name>`), each
+/// at most once; shared by `rate-limit` filters and `inference` blocks.
+pub(super) fn key_parts(cx: &Cx<'_>, ks: &[Spanned<String>]) -> Option<Vec<RateLimitKey>> {
+    let mut out: Vec<RateLimitKey> = Vec::new();
+    let mut ok = true;
+    for k in ks {
+        let parsed = match k.value.split_once(':') {
+            None if k.value == "client-ip" => Some(RateLimitKey::ClientIp),
+            None if k.value == "route" => Some(RateLimitKey::Route),
+            Some(("header", name)) => header_name(
+                cx,
+                &Spanned {
+                    value: name.to_owned(),
+                    span: k.span,
+                },
+            )
+            .map(RateLimitKey::Header),
+            Some(("cookie", name)) if !name.is_empty() => {
+                Some(RateLimitKey::Cookie(name.to_owned()))
+            }
+            _ => {
+                invalid(
+                    cx,
+                    k.span,
+                    format!("\"{}\" is not a key part", k.value),
+                    Some(
+                        "use \"client-ip\", \"route\", \"header:<name>\" or \"cookie:<name>\""
+                            .to_owned(),
+                    ),
+                );
+                None
+            }
+        };
+        match parsed {
+            Some(p) if out.contains(&p) => {
+                invalid(
+                    cx,
+                    k.span,
+                    format!("key part \"{}\" is listed twice", k.value),
+                    None,
+                );
+                ok = false;
+            }
+            Some(p) => out.push(p),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
