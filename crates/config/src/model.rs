@@ -14,8 +14,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 pub use agent::{
-    Agent, AgentEvent, AgentTransport, BodyMode, CircuitBreaker, Filter, FilterKind, FilterType,
-    OnLimit, RateLimit, RateLimitKey,
+    Agent, AgentEvent, AgentTransport, BackendKind, BodyMode, CircuitBreaker, Filter, FilterKind,
+    FilterType, OnBackendFailure, OnLimit, RateLimit, RateLimitBackend, RateLimitKey,
+    RedisBackend, RedisEndpoint, Secret,
 };
 pub use listener::{
     ClientAuth, ClientAuthMode, Listener, ListenerProtocol, ListenerTls, SniCert, TlsVersion,

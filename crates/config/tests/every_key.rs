@@ -75,7 +75,7 @@ agents {
 }
 filters {
     filter "f" { type "rate-limit"; requests-per-second 50; /*@filters.filter*/ }
-    filter "per-ip" { type "rate-limit"; requests-per-second 5; }
+    filter "per-ip" { type "rate-limit"; requests-per-second 5; backend "redis" { url "redis://127.0.0.1:6379"; /*@filters.filter.backend*/ }; }
     /*@filters*/
 }
 limits { /*@limits*/ }
@@ -121,6 +121,11 @@ const BASE_LINES: &[(&str, &str, &str)] = &[
         "filters.filter",
         "requests-per-second",
         "requests-per-second 50;",
+    ),
+    (
+        "filters.filter.backend",
+        "url",
+        r#"url "redis://127.0.0.1:6379";"#,
     ),
     ("admin", "address", r#"address "127.0.0.1:9901";"#),
     (

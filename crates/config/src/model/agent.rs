@@ -144,6 +144,109 @@ pub struct RateLimit {
     pub max_delay: Duration,
     /// Buckets kept at once; the least recently used is evicted beyond it.
     pub max_keys: u32,
+    /// The shared store of the buckets; `None`: this proxy's memory.
+    pub backend: Option<RateLimitBackend>,
+}
+
+config_enum!(
+    /// Kinds of shared rate-limit store.
+    BackendKind {
+        /// One Redis server.
+        Redis = "redis",
+    }
+);
+
+config_enum!(
+    /// What a shared rate limit does when its store cannot answer in time.
+    OnBackendFailure {
+        /// Count the same limit in this proxy's memory.
+        Local = "local",
+        /// Let the request through.
+        Open = "open",
+        /// Answer 503.
+        Closed = "closed",
+    }
+);
+
+/// A shared store for a rate limit's buckets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+#[non_exhaustive]
+pub enum RateLimitBackend {
+    /// One Redis server.
+    Redis(RedisBackend),
+}
+
+/// A password: never shown, neither by `Debug` nor in the serialized configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that needs it (authenticating).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// Where a Redis server is and how to log in, from `redis://[user:password@]host[:port][/db]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RedisEndpoint {
+    /// Host name or IP address (an IPv6 address without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Database index (`SELECT`).
+    pub db: u32,
+    /// ACL user name.
+    pub username: Option<String>,
+    /// Password (`AUTH`).
+    pub password: Option<Secret>,
+}
+
+impl std::fmt::Display for RedisEndpoint {
+    /// `host:port/db`: never the credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}/{}", self.host, self.port, self.db)
+        } else {
+            write!(f, "{}:{}/{}", self.host, self.port, self.db)
+        }
+    }
+}
+
+/// The `backend "redis" { … }` block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RedisBackend {
+    /// The server.
+    pub endpoint: RedisEndpoint,
+    /// Connections kept open.
+    pub pool_size: u32,
+    /// Deadline of one call.
+    #[serde(serialize_with = "ser_ms")]
+    pub timeout: Duration,
+    /// What happens when the server cannot answer in time.
+    pub on_backend_failure: OnBackendFailure,
+    /// Prefix of the keys written.
+    pub key_prefix: String,
 }
 
 config_enum!(

@@ -1,7 +1,7 @@
 //! Schema of external agents and built-in filters.
 
 use super::{BlockSchema, Default as D, Form, KeySchema as K, Kind};
-use crate::model::{AgentEvent, BodyMode, FailureMode, FilterType, OnLimit};
+use crate::model::{AgentEvent, BodyMode, FailureMode, FilterType, OnBackendFailure, OnLimit};
 
 const MAX_FRAME: i64 = 16 * 1024 * 1024;
 
@@ -320,8 +320,70 @@ static FILTER: BlockSchema = BlockSchema {
                 unit: "",
             },
             D::Int(100_000),
-            "Buckets kept at once; beyond it the least recently used bucket is evicted.",
+            "Buckets kept at once; beyond it the least recently used bucket is evicted. With a `backend`, it bounds the local store used by `on-backend-failure \"local\"`.",
             "max-keys 50000",
+        ),
+        K::new(
+            "backend",
+            Kind::Named {
+                arg: "kind",
+                block: &BACKEND,
+            },
+            D::None,
+            "Where the buckets are kept: `redis`, shared by every proxy that names the same server, so N proxies allow the configured rate in total rather than N times it. Absent: in this proxy's memory.",
+            r#"backend "redis" { url "redis://10.0.0.5:6379/0"; }"#,
+        ),
+    ],
+};
+
+static BACKEND: BlockSchema = BlockSchema {
+    path: "filters.filter.backend",
+    syntax: r#"backend "<kind>" { … }"#,
+    doc: "A shared store for the filter's buckets. The only kind is `redis` (one server, no TLS, no cluster): each request is one atomic script on the server, timed by the server's clock (see `rate-limits.md`).",
+    form: Form::Children,
+    keys: &[
+        K::new(
+            "url",
+            Kind::Str,
+            D::Required,
+            "`redis://[user:password@]host[:port][/db]`; port 6379 and database 0 by default. `rediss://` (TLS) is refused: this build has no TLS to Redis. The password is never logged or shown.",
+            r#"url "redis://:s3cret@10.0.0.5:6379/2""#,
+        ),
+        K::new(
+            "pool-size",
+            Kind::Int {
+                min: 1,
+                max: 64,
+                unit: "",
+            },
+            D::Int(2),
+            "Connections kept open to the server; calls are multiplexed over them, so a few suffice.",
+            "pool-size 4",
+        ),
+        K::new(
+            "timeout-ms",
+            Kind::Int {
+                min: 1,
+                max: 10_000,
+                unit: "ms",
+            },
+            D::Int(50),
+            "Deadline of one call to the server; a call that does not answer in time is a backend failure.",
+            "timeout-ms 20",
+        ),
+        K::new(
+            "on-backend-failure",
+            Kind::Enum(OnBackendFailure::NAMES),
+            D::Str("local"),
+            "When the server cannot answer in time (down, hung, refusing, script error): `local` counts the same limit in this proxy's memory (each proxy allows the full rate until the server is back), `open` lets the request through, `closed` answers 503.",
+            r#"on-backend-failure "closed""#,
+        ),
+        K::new(
+            "key-prefix",
+            Kind::Str,
+            D::Str("zentinel:rl:"),
+            "Prefix of the keys written on the server, followed by the filter ID and the key's hash.",
+            r#"key-prefix "edge-eu:rl:""#,
         ),
     ],
 };
