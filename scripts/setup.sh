@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages the build needs when they are missing: cmake (Pingora builds
-# zlib-ng with it). The wasm toolchain is installed by scripts/wasm-check.sh when used.
+# zlib-ng with it), redis-server (the shared rate-limit tests start one of their own). The wasm toolchain is installed by scripts/wasm-check.sh when used.
 set -euo pipefail
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v curl >/dev/null 2>&1 || missing+=(curl)   # the TLS tests use curl as an independent client
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)   # tests/rate_limit_redis.rs
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -15,8 +15,8 @@ use serde::Serialize;
 
 pub use agent::{
     Agent, AgentEvent, AgentTransport, BackendKind, BodyMode, CircuitBreaker, Filter, FilterKind,
-    FilterType, OnBackendFailure, OnLimit, RateLimit, RateLimitBackend, RateLimitKey,
-    RedisBackend, RedisEndpoint, Secret,
+    FilterType, OnBackendFailure, OnLimit, RateLimit, RateLimitBackend, RateLimitKey, RedisBackend,
+    RedisEndpoint, Secret,
 };
 pub use listener::{
     ClientAuth, ClientAuthMode, Listener, ListenerProtocol, ListenerTls, SniCert, TlsVersion,

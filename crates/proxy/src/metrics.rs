@@ -19,9 +19,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use zentinel_agent_protocol::client::{AgentClient, ClientStats};
-use zentinel_config::model::{AgentId, FilterId, RouteId, UpstreamId};
+use zentinel_config::model::{AgentId, FilterId, OnBackendFailure, RouteId, UpstreamId};
 
 use crate::agents::{Failure, Outcome};
+use crate::ratelimit::Failure as BackendFailure;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -381,6 +382,41 @@ impl RateLimitCounters {
 /// Rate-limit counters by route and filter.
 type RateLimitMap = BTreeMap<(RouteId, FilterId), Arc<RateLimitCounters>>;
 
+/// Calls a shared rate-limit filter's backend did not answer, by why (timeout, unavailable,
+/// error) and by what was done instead (the `on-backend-failure` in force).
+#[derive(Debug, Default)]
+pub(crate) struct BackendFailures {
+    counts: [[AtomicU64; 3]; 3],
+}
+
+impl BackendFailures {
+    const OUTCOMES: [OnBackendFailure; 3] = [
+        OnBackendFailure::Local,
+        OnBackendFailure::Open,
+        OnBackendFailure::Closed,
+    ];
+
+    /// Counts one failure.
+    pub(crate) fn count(&self, failure: BackendFailure, outcome: OnBackendFailure) {
+        let o = Self::OUTCOMES
+            .iter()
+            .position(|x| *x == outcome)
+            .unwrap_or(0);
+        bump(&self.counts[failure.index()][o]);
+    }
+
+    /// `(reason, outcome, failures)` for every pair.
+    pub(crate) fn read(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut out = Vec::with_capacity(9);
+        for f in BackendFailure::ALL {
+            for (i, o) in Self::OUTCOMES.iter().enumerate() {
+                out.push((f.as_str(), o.as_str(), get(&self.counts[f.index()][i])));
+            }
+        }
+        out
+    }
+}
+
 /// Reload outcomes.
 #[derive(Debug)]
 pub(crate) struct Reloads {
@@ -428,6 +464,7 @@ pub(crate) struct Registry {
     upstreams: Mutex<BTreeMap<UpstreamId, Arc<UpstreamMetrics>>>,
     agents: Mutex<BTreeMap<AgentId, Arc<AgentMetrics>>>,
     rate_limits: Mutex<RateLimitMap>,
+    rate_limit_backends: Mutex<BTreeMap<FilterId, Arc<BackendFailures>>>,
     /// Reload outcomes.
     pub reloads: Reloads,
 }
@@ -440,6 +477,7 @@ impl Default for Registry {
             upstreams: Mutex::default(),
             agents: Mutex::default(),
             rate_limits: Mutex::default(),
+            rate_limit_backends: Mutex::default(),
             reloads: Reloads {
                 success: AtomicU64::new(0),
                 failure: AtomicU64::new(0),
@@ -476,6 +514,22 @@ impl Registry {
             .entry((route.clone(), filter.clone()))
             .or_default()
             .clone()
+    }
+
+    /// The backend failures of shared filter `filter`, created on first use.
+    pub(crate) fn rate_limit_backend(&self, filter: &FilterId) -> Arc<BackendFailures> {
+        lock(&self.rate_limit_backends)
+            .entry(filter.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Every shared filter's backend failures, by filter.
+    pub(crate) fn rate_limit_backends(&self) -> Vec<(FilterId, Arc<BackendFailures>)> {
+        lock(&self.rate_limit_backends)
+            .iter()
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect()
     }
 
     /// Every rate-limit filter's counters, by route and filter.

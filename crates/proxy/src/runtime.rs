@@ -106,7 +106,7 @@ impl Runtime {
             .collect::<Result<Vec<_>, _>>()?;
         let upstream_tls = upstream_tls::prepare(&config.upstreams)?;
         let agents = Agents::start(&config, registry)?;
-        let limiters = Limiters::new(&config)?;
+        let limiters = Limiters::new(&config, registry)?;
         let routes = config
             .routes
             .iter()

@@ -10,6 +10,7 @@ pub mod agent;
 mod client;
 pub mod pki;
 mod proxy;
+pub mod redis;
 mod upstream;
 mod wire;
 

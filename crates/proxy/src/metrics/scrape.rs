@@ -223,6 +223,37 @@ fn rate_limits(e: &mut Exposition, rt: &Runtime) {
     for l in &rt.limiters.list {
         e.sample(name, &[("filter", l.id.as_str())], l.keys());
     }
+    rate_limit_backends(e, rt);
+}
+
+fn rate_limit_backends(e: &mut Exposition, rt: &Runtime) {
+    let name = "zentinel_rate_limit_backend_failures_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Calls of a shared rate-limit filter to its backend that got no answer, by reason (timeout, unavailable, error) and by what was done instead (local, open, closed).",
+    );
+    for (filter, f) in rt.metrics.rate_limit_backends() {
+        for (reason, outcome, n) in f.read() {
+            let labels = [
+                ("filter", filter.as_str()),
+                ("reason", reason),
+                ("outcome", outcome),
+            ];
+            e.sample(name, &labels, n);
+        }
+    }
+    let name = "zentinel_rate_limit_backend_connections";
+    e.family(
+        name,
+        Kind::Gauge,
+        "Connections up to the backend of a shared rate-limit filter of the current configuration (at most its pool-size).",
+    );
+    for l in &rt.limiters.list {
+        if let Some(n) = l.backend_connections() {
+            e.sample(name, &[("filter", l.id.as_str())], n);
+        }
+    }
 }
 
 fn process(e: &mut Exposition, rt: &Runtime, connections: &ConnectionLimits) {

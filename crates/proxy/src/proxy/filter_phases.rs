@@ -9,16 +9,27 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use super::{Ctx, Zentinel};
-use crate::audit::Limited;
+use crate::audit::{Limited, Rejection};
 use crate::errors::{Answer, Refusal, answer, explanation};
 use crate::limits;
-use crate::ratelimit::{self, KeyInput, Quota, Take};
+use crate::ratelimit::{self, KeyInput, Limiter, Quota, Shared, Take};
+
+/// The audit reason of a request refused because a shared filter's backend failed.
+const BACKEND_FAILED: &str = "rate-limit-backend";
 
 /// Keeps the quota with the fewest requests left, for the response headers.
 fn tightest(kept: &mut Option<Quota>, q: Quota) {
     if kept.is_none_or(|k| q.remaining < k.remaining) {
         *kept = Some(q);
     }
+}
+
+/// Whether the request has a body not read yet: it would be taken for the next request, so
+/// an answer given now closes the connection.
+fn unread_body(session: &Session) -> bool {
+    let req = session.req_header();
+    limits::declared_body_len(req).is_some_and(|n| n > 0)
+        || req.headers.contains_key(http::header::TRANSFER_ENCODING)
 }
 
 impl Zentinel {
@@ -48,7 +59,21 @@ impl Zentinel {
                 route: route_id,
                 headers: &session.req_header().headers,
             };
-            let take = limiter.take(&input);
+            let take = if limiter.is_shared() {
+                match limiter.take_shared(&input).await {
+                    Shared::Counted(take) => take,
+                    Shared::Uncounted => {
+                        step.counters.count(&step.counters.allowed);
+                        continue;
+                    }
+                    Shared::Refused(_) => {
+                        self.backend_unavailable(session, ctx, limiter).await?;
+                        return Ok(true);
+                    }
+                }
+            } else {
+                limiter.take(&input)
+            };
             let delay = match take {
                 Take::Allowed(_) => None,
                 Take::Delayed(d, _) => Some(d),
@@ -100,15 +125,42 @@ impl Zentinel {
         let route = ctx.route.map(|i| ctx.rt.config.routes[i].id.as_str());
         let [limit, remaining, reset] = ratelimit::headers(q);
         let headers = [ratelimit::retry_after(retry), limit, remaining, reset];
-        // An unread request body would be taken for the next request: close instead.
-        let req = session.req_header();
-        let close = limits::declared_body_len(req).is_some_and(|n| n > 0)
-            || req.headers.contains_key(http::header::TRANSFER_ENCODING);
         let a = Answer {
             status: why.status(),
             body: explanation(why.status(), why.reason(), route, &ctx.request_id),
             headers: &headers,
-            close,
+            close: unread_body(session),
+        };
+        answer(session, &a, &ctx.request_id, &ctx.rt.request_id_header).await
+    }
+
+    /// Answers 503 for a shared filter whose backend failed with `on-backend-failure
+    /// "closed"`, and writes the audit line.
+    async fn backend_unavailable(
+        &self,
+        session: &mut Session,
+        ctx: &Ctx,
+        limiter: &Limiter,
+    ) -> Result<()> {
+        let route = ctx.route.map(|i| ctx.rt.config.routes[i].id.as_str());
+        ctx.rt.audit_log.rejection(&Rejection {
+            request_id: Some(&ctx.request_id),
+            route,
+            client: ctx.forwarding.as_ref().and_then(|f| f.client_ip),
+            reason: BACKEND_FAILED,
+            status: Some(503),
+        });
+        tracing::debug!(filter = %limiter.id, "rate-limit backend failed: refusing (closed)");
+        let a = Answer {
+            status: 503,
+            body: explanation(
+                503,
+                "rate limit backend unavailable",
+                route,
+                &ctx.request_id,
+            ),
+            headers: &[],
+            close: unread_body(session),
         };
         answer(session, &a, &ctx.request_id, &ctx.rt.request_id_header).await
     }
