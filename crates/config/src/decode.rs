@@ -9,6 +9,7 @@
 
 mod agents;
 mod headers;
+mod inference;
 mod listeners;
 mod routes;
 mod server;

@@ -4,6 +4,7 @@
 //! and every ID a route, listener or filter list names is known to exist.
 
 mod agent;
+mod inference;
 mod listener;
 mod route;
 mod server;
@@ -18,6 +19,7 @@ pub use agent::{
     FilterType, OnBackendFailure, OnLimit, RateLimit, RateLimitBackend, RateLimitKey, RedisBackend,
     RedisEndpoint, Secret,
 };
+pub use inference::{Budget, BudgetMode, BudgetPeriod, Inference, Provider, Tokenizer};
 pub use listener::{
     ClientAuth, ClientAuthMode, Listener, ListenerProtocol, ListenerTls, SniCert, TlsVersion,
 };

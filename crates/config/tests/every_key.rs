@@ -43,6 +43,7 @@ routes {
         timeouts { /*@routes.route.timeouts*/ }
         limits { /*@routes.route.limits*/ }
         retry { max-attempts 4; /*@routes.route.retry*/ }
+        inference { provider "generic"; budget "hourly" { limit 1000; /*@routes.route.inference.budget*/ }; /*@routes.route.inference*/ }
         /*@routes.route*/
     }
     route "fallback" { upstream "u"; }
@@ -100,6 +101,12 @@ const BASE_LINES: &[(&str, &str, &str)] = &[
     ("routes.route", "upstream", r#"upstream "u""#),
     ("routes.route", "filters", r#"filters "a" "f""#),
     ("routes.route.retry", "max-attempts", "max-attempts 4;"),
+    (
+        "routes.route.inference",
+        "provider",
+        r#"provider "generic";"#,
+    ),
+    ("routes.route.inference.budget", "limit", "limit 1000;"),
     (
         "agents.agent",
         "events",

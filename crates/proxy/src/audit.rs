@@ -1,10 +1,11 @@
 //! The audit log: one JSON line per security decision — an agent's verdict other than a
 //! plain allow, an allow that carries rule IDs or tags, every fail-open or fail-closed
 //! fallback with its reason and the failure mode that applied, and every request or
-//! connection refused by a limit (size, count, in-flight and connection caps), and every request
-//! a rate-limit filter delayed or rejected (naming the filter and what its key is made of,
-//! never the key's value). Lines carry the request's
-//! trace ID, so "why was this request blocked?" is one search.
+//! connection refused by a limit (size, count, in-flight and connection caps), every request
+//! a rate-limit filter delayed or rejected, every request an `inference` block refused and
+//! every `alert-only` budget a key crossed (naming the filter or limit and what its key is
+//! made of, never the key's value). Lines carry the request's trace ID, so "why was this
+//! request blocked?" is one search.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -78,6 +79,27 @@ pub(crate) struct Limited<'a> {
     pub delay: Option<Duration>,
 }
 
+/// A request an `inference` block refused, or a key that crossed an `alert-only` budget.
+#[derive(Debug)]
+pub(crate) struct TokenLimit<'a> {
+    /// The request's trace ID.
+    pub request_id: &'a str,
+    /// The route.
+    pub route: &'a str,
+    /// The trusted client address.
+    pub client: Option<std::net::IpAddr>,
+    /// What the key is made of (`header:authorization`), never its value.
+    pub key: &'a str,
+    /// The limit: `tokens-per-minute`, `requests-per-minute`, `budget-daily`, …
+    pub limit: &'a str,
+    /// `reject`, or `alert` for an `alert-only` budget.
+    pub decision: &'a str,
+    /// The prompt's counted tokens, once known.
+    pub prompt_tokens: Option<u64>,
+    /// For an alert: the budget's limit.
+    pub budget: Option<u64>,
+}
+
 impl AuditLog {
     /// Writes one rate-limit delay or rejection.
     pub(crate) fn limited(&self, l: &Limited<'_>) {
@@ -94,6 +116,26 @@ impl AuditLog {
             "key": l.key,
             "status": if l.delay.is_some() { None } else { Some(429) },
             "delay_ms": l.delay.map(|d| d.as_secs_f64() * 1000.0),
+        });
+        self.emit(line);
+    }
+
+    /// Writes one token-limit refusal or budget alert.
+    pub(crate) fn token_limit(&self, t: &TokenLimit<'_>) {
+        if self.sink.is_off() {
+            return;
+        }
+        let line = serde_json::json!({
+            "request_id": t.request_id,
+            "route": t.route,
+            "client": t.client.map(|ip| ip.to_string()),
+            "decision": t.decision,
+            "reason": "inference",
+            "limit": t.limit,
+            "key": t.key,
+            "status": (t.decision == "reject").then_some(429),
+            "prompt_tokens": t.prompt_tokens,
+            "budget": t.budget,
         });
         self.emit(line);
     }

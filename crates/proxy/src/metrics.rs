@@ -23,16 +23,17 @@ use zentinel_config::model::{AgentId, FilterId, OnBackendFailure, RouteId, Upstr
 
 use crate::agents::{Failure, Outcome};
 use crate::ratelimit::Failure as BackendFailure;
+use crate::inference::InferenceCounters;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn bump(counter: &AtomicU64) {
+pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-fn get(counter: &AtomicU64) -> u64 {
+pub(crate) fn get(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
 }
 
@@ -465,6 +466,7 @@ pub(crate) struct Registry {
     agents: Mutex<BTreeMap<AgentId, Arc<AgentMetrics>>>,
     rate_limits: Mutex<RateLimitMap>,
     rate_limit_backends: Mutex<BTreeMap<FilterId, Arc<BackendFailures>>>,
+    inference: Mutex<BTreeMap<RouteId, Arc<InferenceCounters>>>,
     /// Reload outcomes.
     pub reloads: Reloads,
 }
@@ -476,8 +478,9 @@ impl Default for Registry {
             unmatched: Arc::default(),
             upstreams: Mutex::default(),
             agents: Mutex::default(),
-            rate_limits: Mutex::default(),
             rate_limit_backends: Mutex::default(),
+            rate_limits: Mutex::default(),
+            inference: Mutex::default(),
             reloads: Reloads {
                 success: AtomicU64::new(0),
                 failure: AtomicU64::new(0),
@@ -535,6 +538,22 @@ impl Registry {
     /// Every rate-limit filter's counters, by route and filter.
     pub(crate) fn rate_limits(&self) -> Vec<((RouteId, FilterId), Arc<RateLimitCounters>)> {
         lock(&self.rate_limits)
+            .iter()
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect()
+    }
+
+    /// The counters of route `route`'s `inference` block, created on first use.
+    pub(crate) fn inference(&self, route: &RouteId) -> Arc<InferenceCounters> {
+        lock(&self.inference)
+            .entry(route.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Every `inference` block's counters, by route.
+    pub(crate) fn inferences(&self) -> Vec<(RouteId, Arc<InferenceCounters>)> {
+        lock(&self.inference)
             .iter()
             .map(|(k, c)| (k.clone(), c.clone()))
             .collect()

@@ -4,6 +4,7 @@
 
 mod agent_phases;
 mod filter_phases;
+mod inference_phases;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,7 @@ use crate::agents::verdict::{self, AgentState};
 use crate::audit::Rejection;
 use crate::errors::{Refusal, respond, status_of};
 use crate::forwarding::{Forwarding, apply_policy};
+use crate::inference::Exchange;
 use crate::limits;
 use crate::pool::{SelectInput, Tried};
 use crate::ratelimit::Quota;
@@ -96,6 +98,8 @@ pub(crate) struct Ctx {
     pub response_length: Option<u64>,
     /// What the route's rate limits left (the tightest), for the `RateLimit-*` headers.
     pub quota: Option<Quota>,
+    /// The exchange's progress through the route's `inference` block, if it has one.
+    pub inference: Option<Box<Exchange>>,
 }
 
 impl Zentinel {
@@ -251,6 +255,7 @@ impl ProxyHttp for Zentinel {
             bodies: (BodyState::default(), BodyState::default()),
             response_length: None,
             quota: None,
+            inference: None,
         }
     }
 
@@ -291,7 +296,9 @@ impl ProxyHttp for Zentinel {
                         session.enable_retry_buffering();
                     }
                     // Built-in filters first: a limited request never costs an agent call.
-                    if self.builtin_filters(session, ctx).await? {
+                    if self.builtin_filters(session, ctx).await?
+                        || self.inference_admit(session, ctx).await?
+                    {
                         return Ok(true);
                     }
                     self.request_agents(session, ctx).await
@@ -485,6 +492,8 @@ impl ProxyHttp for Zentinel {
                     return Err(Refusal::BodyTooLarge.error());
                 }
             }
+            // Before the agents: they see the body once it has been counted.
+            self.inference_body(body, end_of_stream, ctx).await?;
             self.body_agents(Direction::Request, session, body, end_of_stream, ctx)
                 .await
         }
@@ -520,6 +529,10 @@ impl ProxyHttp for Zentinel {
         }
         if let Some(route) = ctx.route {
             apply_policy(&ctx.rt.config.routes[route].request_headers, req);
+            if ctx.rt.routes[route].inference.is_some() {
+                // The answer's usage is read as it passes: ask for it uncompressed.
+                req.remove_header("accept-encoding");
+            }
         }
         // After the route's policy, so a policy that strips client-sent identity headers
         // does not strip what an agent set.
@@ -547,6 +560,7 @@ impl ProxyHttp for Zentinel {
                 if matches!(resp.status.as_u16(), 502..=504) {
                     ctx.attempt.failed = true;
                 }
+                self.inference_response(ctx, resp)?;
                 self.response_agents(ctx, resp).await?;
                 apply_policy(&ctx.rt.config.routes[route].response_headers, resp);
                 verdict::apply(&ctx.agents.response_edits, resp);
@@ -582,6 +596,8 @@ impl ProxyHttp for Zentinel {
     ) -> Result<Option<Duration>> {
         let span = ctx.span.clone();
         let _entered = span.enter();
+        // The upstream's own bytes, before any agent may replace them.
+        Self::inference_chunk(ctx, body.as_ref());
         self.response_body_agents(session, body, end_of_stream, ctx)?;
         // The response headers are gone already: past the deadline the stream is cut.
         if let Some(route) = ctx.route
@@ -654,6 +670,7 @@ impl ProxyHttp for Zentinel {
             let failed =
                 ctx.attempt.failed || e.is_some_and(|e| e.esource() == &ErrorSource::Upstream);
             self.finish_attempt(ctx, failed);
+            self.inference_settle(ctx);
             if let Some(route) = ctx.route {
                 let notify = &ctx.rt.routes[route].agents.request_complete;
                 if !notify.is_empty() {

@@ -15,6 +15,7 @@ use crate::access_log::AccessLog;
 use crate::admin::AdminToken;
 use crate::agents::{Agents, RouteAgents};
 use crate::audit::AuditLog;
+use crate::inference::RouteInference;
 use crate::metrics::{self, Registry, RouteMetrics, UpstreamMetrics};
 use crate::pool::Pool;
 use crate::ratelimit::{self, Limiters, RouteLimit};
@@ -38,6 +39,8 @@ pub struct RouteRuntime {
     pub(crate) limits: Vec<RouteLimit>,
     /// The agents consulted, per event.
     pub(crate) agents: RouteAgents,
+    /// Token-aware limits, when the route has an `inference` block.
+    pub(crate) inference: Option<RouteInference>,
     /// Its requests and their durations, across reloads.
     pub(crate) metrics: Arc<RouteMetrics>,
 }
@@ -155,6 +158,15 @@ impl Runtime {
     /// buckets of rate-limit filters whose settings are unchanged.
     pub(crate) fn inherit(&mut self, old: &Runtime) {
         self.limiters.inherit(&old.limiters);
+        for (route, rr) in self.config.routes.iter().zip(&mut self.routes) {
+            let old_route = old.config.routes.iter().position(|o| o.id == route.id);
+            if let (Some(new), Some(Some(o))) = (
+                &mut rr.inference,
+                old_route.map(|i| &old.routes[i].inference),
+            ) {
+                new.inherit(o);
+            }
+        }
         for pool in &self.pools {
             if let Some(o) = old.pools.iter().find(|o| o.id == pool.id) {
                 pool.inherit(o);
@@ -190,6 +202,7 @@ fn route_runtime(
         retry_budget: RetryBudget::new(r.retry.budget_percent, r.retry.min_retries_per_second),
         limits: ratelimit::route_plan(limiters, registry, r),
         agents: RouteAgents::new(agents, r),
+        inference: RouteInference::new(registry, r),
         metrics: registry.route(&r.id),
     })
 }

@@ -8,6 +8,7 @@
 
 pub mod agent;
 mod client;
+pub mod llm;
 pub mod pki;
 mod proxy;
 pub mod redis;

@@ -41,6 +41,13 @@ pub(super) fn route(r: &Reader<'_>, id: &Spanned<String>, known: &Known<'_>) -> 
     });
     let retry = r.block("retry").and_then(|b| retry(&b));
     let websocket = r.bool("websocket");
+    let inference = if r.has("inference") {
+        r.block("inference")
+            .and_then(|b| super::inference::inference(&b))
+            .map(Some)
+    } else {
+        Some(None)
+    };
 
     let upstream = upstream.filter(|u| {
         known
@@ -77,6 +84,7 @@ pub(super) fn route(r: &Reader<'_>, id: &Spanned<String>, known: &Known<'_>) -> 
         limits: limits?,
         retry: retry?,
         websocket: websocket?,
+        inference: inference?,
     })
 }
 

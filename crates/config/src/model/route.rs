@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
-use super::{AgentId, FilterId, RouteId, UpstreamId, config_enum, ser_ms, ser_opt_ms};
+use super::{AgentId, FilterId, Inference, RouteId, UpstreamId, config_enum, ser_ms, ser_opt_ms};
 
 config_enum!(
     /// What happens to a request when an agent it needs cannot give a verdict.
@@ -231,6 +231,8 @@ pub struct Route {
     pub retry: RetryPolicy,
     /// Whether WebSocket upgrades are passed through.
     pub websocket: bool,
+    /// Token-aware limits for LLM traffic, when configured.
+    pub inference: Option<Inference>,
 }
 
 impl Route {

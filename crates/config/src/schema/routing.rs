@@ -1,7 +1,7 @@
 //! Schema of routes and upstream pools.
 
 use super::{BlockSchema, Default as D, Form, KeySchema as K, Kind};
-use crate::model::{FailureMode, LoadBalancing, RetryOn};
+use crate::model::{BudgetMode, FailureMode, LoadBalancing, Provider, RetryOn, Tokenizer};
 
 const MS_HOUR: i64 = 3_600_000;
 
@@ -109,6 +109,114 @@ static ROUTE: BlockSchema = BlockSchema {
             D::Bool(false),
             "Whether WebSocket upgrades pass through; when #false an upgrade request is refused.",
             "websocket #true",
+        ),
+        K::new(
+            "inference",
+            Kind::Block(&INFERENCE),
+            D::None,
+            "Token-aware limits for LLM traffic: prompts are counted before forwarding, and the real usage of the answer is charged after.",
+            r#"inference { provider "openai"; key "header:authorization"; tokens-per-minute 100000; }"#,
+        ),
+    ],
+};
+
+static INFERENCE: BlockSchema = BlockSchema {
+    path: "routes.route.inference",
+    syntax: "inference { … }",
+    doc: "Token-aware limits for an LLM API. The request body is held until it is complete and its prompt counted; a request over a limit is answered 429 without reaching the upstream's model. The answer's `usage` (plain JSON or server-sent events) is charged when it ends. See docs/inference.md.",
+    form: Form::Children,
+    keys: &[
+        K::new(
+            "provider",
+            Kind::Enum(Provider::NAMES),
+            D::Required,
+            "The API's shape, where prompts and usage are read: `openai` (and compatible), `anthropic`, or `generic` (either).",
+            r#"provider "anthropic""#,
+        ),
+        K::new(
+            "key",
+            Kind::StrList,
+            D::Str("client-ip"),
+            "What limits and budgets are kept per, combined when several: `client-ip`, `route`, `header:<name>` (an API key or tenant header), `cookie:<name>`.",
+            r#"key "header:x-tenant""#,
+        ),
+        K::new(
+            "tokens-per-minute",
+            Kind::Int {
+                min: 1,
+                max: 1_000_000_000,
+                unit: "tokens",
+            },
+            D::Computed("no token rate limit"),
+            "Tokens (prompt and completion) a key may use per minute; a full minute's worth may be used at once.",
+            "tokens-per-minute 100000",
+        ),
+        K::new(
+            "requests-per-minute",
+            Kind::Int {
+                min: 1,
+                max: 10_000_000,
+                unit: "",
+            },
+            D::Computed("no request rate limit"),
+            "Requests a key may send per minute; a full minute's worth may be sent at once.",
+            "requests-per-minute 600",
+        ),
+        K::new(
+            "budget",
+            Kind::Named {
+                arg: "period",
+                block: &BUDGET,
+            },
+            D::None,
+            "A token budget per `hourly`, `daily` or `monthly` period (UTC calendar), at most one per period.",
+            r#"budget "daily" { limit 2000000; mode "alert-only"; }"#,
+        )
+        .repeatable(),
+        K::new(
+            "tokenizer",
+            Kind::Enum(Tokenizer::NAMES),
+            D::Str("auto"),
+            "How prompts are counted: `auto` (for `openai`, the encoding of the request's `model`; `cl100k-base` otherwise), `o200k-base`, `cl100k-base`, or `estimate` (a quarter of the bytes).",
+            r#"tokenizer "o200k-base""#,
+        ),
+        K::new(
+            "max-keys",
+            Kind::Int {
+                min: 1,
+                max: 10_000_000,
+                unit: "",
+            },
+            D::Int(100_000),
+            "Keys tracked at once; beyond it the least recently used key is forgotten, with its usage.",
+            "max-keys 50000",
+        ),
+    ],
+};
+
+static BUDGET: BlockSchema = BlockSchema {
+    path: "routes.route.inference.budget",
+    syntax: r#"budget "<period>" { … }"#,
+    doc: "Tokens a key may use in one period: `hourly`, `daily` (from midnight UTC) or `monthly` (from the first of the month, UTC).",
+    form: Form::Children,
+    keys: &[
+        K::new(
+            "limit",
+            Kind::Int {
+                min: 1,
+                max: 1_000_000_000_000,
+                unit: "tokens",
+            },
+            D::Required,
+            "Tokens (prompt and completion) per period.",
+            "limit 2000000",
+        ),
+        K::new(
+            "mode",
+            Kind::Enum(BudgetMode::NAMES),
+            D::Str("enforce"),
+            "`enforce` answers 429 once the budget is used up, until the period ends; `alert-only` lets requests pass and logs and counts the crossing once per key and period.",
+            r#"mode "alert-only""#,
         ),
     ],
 };

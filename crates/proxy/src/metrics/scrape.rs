@@ -21,6 +21,7 @@ pub(crate) fn render(rt: &Runtime, connections: &ConnectionLimits) -> String {
     agent_gauges(&mut e, rt);
     agent_clients(&mut e, &agents);
     rate_limits(&mut e, rt);
+    crate::inference::scrape::render(&mut e, rt);
     process(&mut e, rt, connections);
     e.finish()
 }

@@ -1,0 +1,457 @@
+//! Token-aware limits for LLM traffic end to end, against a mock OpenAI-compatible API and a
+//! mock Anthropic one (plain JSON and streamed events): the prompt counted before
+//! forwarding, the real usage charged after, 429s with `Retry-After` for each limit (tokens,
+//! requests, an enforced budget), a prompt over the limit never reaching the model, alert-only
+//! budgets in the audit log, per-key isolation, and the `/metrics` series.
+
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code fails loudly"
+)]
+
+pub mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use support::llm::MockLlm;
+use support::{MockUpstream, Proxy, Response, free_addr, get, request, wait_until};
+
+struct Setup {
+    proxy: Proxy,
+    addr: SocketAddr,
+    admin: SocketAddr,
+    llm: MockLlm,
+}
+
+/// Routes `/v1/chat/completions` (OpenAI) and `/v1/messages` (Anthropic), each with the
+/// given inference settings after `provider`, keyed per `Authorization`.
+fn start(openai: &str, anthropic: &str) -> Setup {
+    let llm = MockLlm::start();
+    let target = llm.addr();
+    start_to(target, llm, openai, anthropic)
+}
+
+/// As [`start`], with the routes' upstream at `target` instead of the mock LLM.
+fn start_to(target: SocketAddr, llm: MockLlm, openai: &str, anthropic: &str) -> Setup {
+    let (addr, admin) = (free_addr(), free_addr());
+    let text = format!(
+        r#"listeners {{ listener "web" {{ address "{addr}"; }} }}
+observability {{ access-log {{ destination "off"; }}; audit-log {{ destination "file"; path "audit.log"; }} }}
+admin {{ address "{admin}"; }}
+upstreams {{ upstream "llm" {{ target "{llm}"; }} }}
+routes {{
+    route "openai" {{
+        matches {{ path "/v1/chat/completions"; }}
+        upstream "llm"
+        inference {{ provider "openai"; key "header:authorization"; {openai} }}
+    }}
+    route "anthropic" {{
+        matches {{ path "/v1/messages"; }}
+        upstream "llm"
+        inference {{ provider "anthropic"; key "header:x-api-key"; {anthropic} }}
+    }}
+}}"#,
+        llm = target
+    );
+    let proxy = Proxy::start(&text, &[addr, admin]);
+    Setup {
+        proxy,
+        addr,
+        admin,
+        llm,
+    }
+}
+
+/// "hello world" as the user message: 2 tokens of text, 3 of framing, 3 for the reply.
+const PROMPT_TOKENS: u64 = 8;
+
+fn chat(s: &Setup, key: &str, body: &serde_json::Value, extra: &[(&str, &str)]) -> Response {
+    let auth = format!("Bearer {key}");
+    let mut headers = vec![
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+        ("Accept-Encoding", "gzip, br"),
+    ];
+    headers.extend_from_slice(extra);
+    let bytes = body.to_string();
+    request(
+        s.addr,
+        "POST",
+        "llm.test",
+        "/v1/chat/completions",
+        &headers,
+        bytes.as_bytes(),
+    )
+}
+
+fn openai_body(max_tokens: u64, stream: bool, include_usage: bool) -> serde_json::Value {
+    let mut b = json!({
+        "model": "gpt-4o",
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": "hello world"}],
+    });
+    if stream {
+        b["stream"] = json!(true);
+    }
+    if include_usage {
+        b["stream_options"] = json!({"include_usage": true});
+    }
+    b
+}
+
+fn header_u64(r: &Response, name: &str) -> u64 {
+    r.header(name)
+        .unwrap_or_else(|| panic!("no {name} in {r:?}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn metrics(admin: SocketAddr) -> String {
+    let r = get(admin, "admin", "/metrics");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text()
+}
+
+/// The value of `series` (name and labels, exactly as written); 0 if absent.
+fn value(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn audit(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("audit.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Waits until the settle of the last exchange shows in `/metrics` (it runs as the
+/// exchange's log line is written, just after the client has its answer).
+fn settled(s: &Setup, series: &str, want: u64) {
+    wait_until(Duration::from_secs(5), series, || {
+        value(&metrics(s.admin), series) == want
+    });
+}
+
+#[test]
+fn openai_json_is_counted_before_and_charged_its_usage_after() {
+    let s = start("tokens-per-minute 6000;", "");
+    let r = chat(&s, "a", &openai_body(30, false, false), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The headers were written before the usage was known: the prompt's estimate is charged.
+    assert_eq!(
+        header_u64(&r, "x-inference-tokens-remaining"),
+        6000 - PROMPT_TOKENS
+    );
+    assert!(header_u64(&r, "x-inference-tokens-reset") <= 1);
+    let got = &s.llm.requests()[0];
+    assert_eq!(
+        got.body["messages"][0]["content"], "hello world",
+        "forwarded as sent"
+    );
+    assert!(
+        !got.headers.iter().any(|(n, _)| n == "accept-encoding"),
+        "the answer is asked for uncompressed: {:?}",
+        got.headers
+    );
+    settled(
+        &s,
+        r#"zentinel_inference_tokens_total{route="openai",kind="completion",source="usage"}"#,
+        30,
+    );
+    let m = metrics(s.admin);
+    let prompt = r#"zentinel_inference_tokens_total{route="openai",kind="prompt",source="usage"}"#;
+    assert_eq!(value(&m, prompt), 10, "the mock's own prompt count");
+    let estimated = r#"zentinel_inference_estimated_prompt_tokens_total{route="openai"}"#;
+    assert_eq!(value(&m, estimated), PROMPT_TOKENS);
+    // 40 used in all: the next answer shows 6000 - 40 - 8, plus what a few ms refilled.
+    let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+    let left = header_u64(&r, "x-inference-tokens-remaining");
+    assert!((5952..=5962).contains(&left), "{left}");
+    assert_eq!(
+        value(
+            &metrics(s.admin),
+            r#"zentinel_inference_keys{route="openai"}"#
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_prompt_over_the_limit_is_answered_429_and_never_reaches_the_model() {
+    let s = start("tokens-per-minute 20;", "");
+    let long = "lorem ipsum dolor sit amet ".repeat(10);
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": long}]});
+    let r = chat(&s, "a", &body, &[]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(
+        r.text().contains("the prompt alone is over"),
+        "{}",
+        r.text()
+    );
+    assert!(r.header("retry-after").is_none(), "waiting cannot help");
+    assert!(
+        r.text()
+            .contains(&r.header("x-request-id").unwrap_or("?").to_owned())
+    );
+    assert!(
+        s.llm.requests().is_empty(),
+        "the model never got the prompt"
+    );
+    let a = audit(s.proxy.dir());
+    let line = a
+        .iter()
+        .find(|l| l["reason"] == "inference")
+        .expect("audit line");
+    assert_eq!(line["limit"], "tokens-per-minute");
+    assert_eq!(line["decision"], "reject");
+    assert_eq!(line["key"], "header:authorization");
+    assert!(line["prompt_tokens"].as_u64().unwrap() > 20);
+    assert!(
+        !line.to_string().contains("Bearer"),
+        "the key's value is never logged"
+    );
+    let m = metrics(s.admin);
+    assert_eq!(
+        value(
+            &m,
+            r#"zentinel_inference_requests_total{route="openai",outcome="tokens-per-minute"}"#
+        ),
+        1
+    );
+    // A short prompt still passes: 8 of 20.
+    let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn usage_beyond_the_estimate_is_debt_that_the_next_request_waits_for() {
+    let s = start("tokens-per-minute 600;", "");
+    // Charged 8 up front; the answer used 10 + 700.
+    let r = chat(&s, "a", &openai_body(700, false, false), &[]);
+    assert_eq!(r.status, 200);
+    settled(
+        &s,
+        r#"zentinel_inference_tokens_total{route="openai",kind="completion",source="usage"}"#,
+        700,
+    );
+    let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(header_u64(&r, "x-inference-tokens-remaining"), 0);
+    // 110 of debt and one token to pass, at 10 a second: about 11 s.
+    let wait = header_u64(&r, "retry-after");
+    assert!((10..=12).contains(&wait), "{wait}");
+    // Another key has its own tokens.
+    assert_eq!(
+        chat(&s, "b", &openai_body(1, false, false), &[]).status,
+        200
+    );
+}
+
+#[test]
+fn openai_streams_charge_the_final_usage_or_else_the_deltas() {
+    let s = start("tokens-per-minute 100000;", "");
+    let r = chat(
+        &s,
+        "a",
+        &openai_body(20, true, true),
+        &[("x-mock-prompt-tokens", "7")],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    assert_eq!(
+        r.text().matches("\" hi\"").count(),
+        20,
+        "streamed through unchanged"
+    );
+    settled(
+        &s,
+        r#"zentinel_inference_tokens_total{route="openai",kind="completion",source="usage"}"#,
+        20,
+    );
+    let m = metrics(s.admin);
+    assert_eq!(
+        value(
+            &m,
+            r#"zentinel_inference_tokens_total{route="openai",kind="prompt",source="usage"}"#
+        ),
+        7
+    );
+    // Without `include_usage`, the streamed deltas are counted and the prompt's estimate
+    // stands for the prompt.
+    let r = chat(&s, "a", &openai_body(15, true, false), &[]);
+    assert_eq!(r.status, 200);
+    settled(
+        &s,
+        r#"zentinel_inference_tokens_total{route="openai",kind="completion",source="deltas"}"#,
+        15,
+    );
+    assert_eq!(
+        value(
+            &metrics(s.admin),
+            r#"zentinel_inference_tokens_total{route="openai",kind="prompt",source="deltas"}"#
+        ),
+        PROMPT_TOKENS
+    );
+}
+
+fn messages(s: &Setup, key: &str, max_tokens: u64, stream: bool) -> Response {
+    let body = json!({
+        "model": "claude-sonnet-4",
+        "max_tokens": max_tokens,
+        "stream": stream,
+        "system": "hello world",
+        "messages": [{"role": "user", "content": "hello world"}],
+    })
+    .to_string();
+    request(
+        s.addr,
+        "POST",
+        "llm.test",
+        "/v1/messages",
+        &[
+            ("x-api-key", key),
+            ("content-type", "application/json"),
+            ("x-mock-prompt-tokens", "12"),
+        ],
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn anthropic_json_and_streams_charge_input_and_output_tokens() {
+    let s = start("", "tokens-per-minute 1000; requests-per-minute 100;");
+    let r = messages(&s, "k1", 40, false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // system + message: 2 + 2 tokens, 3 of framing for the message and 3 for the reply.
+    assert_eq!(header_u64(&r, "x-inference-tokens-remaining"), 1000 - 10);
+    assert_eq!(header_u64(&r, "x-inference-requests-remaining"), 99);
+    let r = messages(&s, "k1", 25, true);
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("message_delta"), "{}", r.text());
+    settled(
+        &s,
+        r#"zentinel_inference_tokens_total{route="anthropic",kind="completion",source="usage"}"#,
+        65,
+    );
+    assert_eq!(
+        value(
+            &metrics(s.admin),
+            r#"zentinel_inference_tokens_total{route="anthropic",kind="prompt",source="usage"}"#
+        ),
+        24
+    );
+    // 1000 - (12 + 40) - (12 + 25) - this request's 10, plus a little refill.
+    let r = messages(&s, "k1", 1, false);
+    let left = header_u64(&r, "x-inference-tokens-remaining");
+    assert!((901..=910).contains(&left), "{left}");
+}
+
+#[test]
+fn requests_per_minute_refuses_before_the_body_is_read() {
+    let s = start("requests-per-minute 2;", "");
+    for left in [1, 0] {
+        let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+        assert_eq!(r.status, 200);
+        assert_eq!(header_u64(&r, "x-inference-requests-remaining"), left);
+    }
+    let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+    assert_eq!(r.status, 429);
+    assert!(
+        r.text().contains("request rate limit exceeded"),
+        "{}",
+        r.text()
+    );
+    // One request every 30 s.
+    let wait = header_u64(&r, "retry-after");
+    assert!((29..=30).contains(&wait), "{wait}");
+    assert_eq!(s.llm.requests().len(), 2);
+    assert_eq!(
+        chat(&s, "other", &openai_body(1, false, false), &[]).status,
+        200
+    );
+    let series =
+        |o: &str| format!(r#"zentinel_inference_requests_total{{route="openai",outcome="{o}"}}"#);
+    settled(&s, &series("allowed"), 3);
+    assert_eq!(value(&metrics(s.admin), &series("requests-per-minute")), 1);
+}
+
+#[test]
+fn an_enforced_budget_refuses_until_the_period_ends_and_alert_only_logs_once() {
+    let s = start(
+        r#"budget "hourly" { limit 100; }; budget "daily" { limit 50; mode "alert-only"; }"#,
+        "",
+    );
+    let r = chat(&s, "a", &openai_body(60, false, false), &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        header_u64(&r, "x-inference-budget-remaining"),
+        50,
+        "the tighter budget"
+    );
+    settled(
+        &s,
+        r#"zentinel_inference_budget_alerts_total{route="openai",period="daily"}"#,
+        1,
+    );
+    // 70 used: the daily alert fired once; the hourly budget still has 30.
+    let r = chat(&s, "a", &openai_body(30, false, false), &[]);
+    assert_eq!(r.status, 200);
+    wait_until(Duration::from_secs(5), "budget used up", || {
+        chat(&s, "a", &openai_body(1, false, false), &[]).status == 429
+    });
+    let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+    assert_eq!(r.status, 429);
+    assert!(r.text().contains("token budget used up"), "{}", r.text());
+    let wait = header_u64(&r, "retry-after");
+    assert!((1..=3600).contains(&wait), "until the hour ends: {wait}");
+    let a = audit(s.proxy.dir());
+    let alerts: Vec<_> = a.iter().filter(|l| l["decision"] == "alert").collect();
+    assert_eq!(alerts.len(), 1, "{a:?}");
+    assert_eq!(alerts[0]["limit"], "budget-daily");
+    assert_eq!(alerts[0]["budget"], 50);
+    assert!(
+        a.iter()
+            .any(|l| l["limit"] == "budget-hourly" && l["status"] == 429)
+    );
+    assert_eq!(
+        value(
+            &metrics(s.admin),
+            r#"zentinel_inference_budget_alerts_total{route="openai",period="daily"}"#
+        ),
+        1
+    );
+}
+
+#[test]
+fn an_error_answer_without_usage_costs_nothing() {
+    let origin = MockUpstream::start("llm");
+    origin.set_status(503);
+    origin.set_response_header("content-type", "application/json");
+    origin.set_body(Some(br#"{"error":{"message":"overloaded"}}"#));
+    let s = start_to(origin.addr(), MockLlm::start(), "tokens-per-minute 20;", "");
+    // Each prompt is charged 8 of 20 before it is forwarded; were the failed exchanges not
+    // given back, the third would be refused.
+    let series =
+        |o: &str| format!(r#"zentinel_inference_requests_total{{route="openai",outcome="{o}"}}"#);
+    for i in 1..=5 {
+        let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert!(r.text().contains("overloaded"), "the origin's own answer");
+        assert_eq!(
+            header_u64(&r, "x-inference-tokens-remaining"),
+            20 - PROMPT_TOKENS
+        );
+        settled(&s, &series("allowed"), i);
+    }
+    assert_eq!(origin.hits(), 5);
+    assert_eq!(value(&metrics(s.admin), &series("tokens-per-minute")), 0);
+}
