@@ -10,7 +10,8 @@ use zentinel_config::explain::{
     OnFailure, Outcome, RouteHandling, Routing, UpstreamPlan,
 };
 use zentinel_config::model::{
-    AgentTransport, Filter, FilterKind, HashKey, HeaderPolicy, HealthProbe, OnLimit, RateLimitKey,
+    AgentTransport, Filter, FilterKind, HashKey, HeaderPolicy, HealthProbe, OnBackendFailure,
+    OnLimit, RateLimitBackend,
 };
 
 /// Width of the label column under a section title (indented by 2); section titles are as
@@ -450,6 +451,34 @@ fn timeouts_and_retry(out: &mut String, h: &RouteHandling) {
     if h.websocket {
         row(out, "websocket", "upgrades passed through");
     }
+    if let Some(i) = &h.inference {
+        row(out, "inference", inference(i));
+    }
+}
+
+/// One line for a route's `inference` block.
+fn inference(i: &zentinel_config::model::Inference) -> String {
+    let mut limits: Vec<String> = Vec::new();
+    if let Some(t) = i.tokens_per_minute {
+        limits.push(format!("{t} tokens/min"));
+    }
+    if let Some(r) = i.requests_per_minute {
+        limits.push(format!("{r} requests/min"));
+    }
+    for b in &i.budgets {
+        limits.push(format!("{} budget {} ({})", b.period, b.limit, b.mode));
+    }
+    if limits.is_empty() {
+        limits.push("usage counted, no limit".to_owned());
+    }
+    let key: Vec<String> = i.key.iter().map(ToString::to_string).collect();
+    format!(
+        "{} per {}: {}; prompts counted by {}",
+        i.provider,
+        key.join("+"),
+        limits.join(", "),
+        i.tokenizer
+    )
 }
 
 fn filters(out: &mut String, h: &RouteHandling) {
@@ -550,17 +579,7 @@ fn builtin(out: &mut String, n: usize, f: &Filter) {
     match &f.kind {
         FilterKind::RateLimit(r) => {
             let _ = writeln!(out, "  {n}. rate-limit \"{}\"", f.id);
-            let key: Vec<String> = r
-                .key
-                .iter()
-                .map(|k| match k {
-                    RateLimitKey::ClientIp => "client-ip".to_owned(),
-                    RateLimitKey::Route => "route".to_owned(),
-                    RateLimitKey::Header(h) => format!("header {h}"),
-                    RateLimitKey::Cookie(c) => format!("cookie {c}"),
-                    _ => "key".to_owned(),
-                })
-                .collect();
+            let key: Vec<String> = r.key.iter().map(ToString::to_string).collect();
             let on_limit = match r.on_limit {
                 OnLimit::Delay => format!("delayed up to {}, then 429", ms(r.max_delay)),
                 _ => "429 with Retry-After".to_owned(),
@@ -575,11 +594,33 @@ fn builtin(out: &mut String, n: usize, f: &Filter) {
                     key.join(" + ")
                 ),
             );
-            sub(
-                out,
-                "over limit",
-                format!("{on_limit}; {} keys kept", r.max_keys),
-            );
+            match &r.backend {
+                None => sub(
+                    out,
+                    "over limit",
+                    format!("{on_limit}; {} keys kept", r.max_keys),
+                ),
+                Some(RateLimitBackend::Redis(b)) => {
+                    sub(out, "over limit", on_limit);
+                    let failure = match b.on_backend_failure {
+                        OnBackendFailure::Local => {
+                            format!("counted in this proxy ({} keys kept)", r.max_keys)
+                        }
+                        OnBackendFailure::Open => "let through".to_owned(),
+                        OnBackendFailure::Closed => "answered 503".to_owned(),
+                    };
+                    sub(
+                        out,
+                        "shared",
+                        format!(
+                            "on redis {} (each call ≤ {}); if it cannot answer: {failure}",
+                            b.endpoint,
+                            ms(b.timeout)
+                        ),
+                    );
+                }
+                Some(_) => sub(out, "over limit", on_limit),
+            }
         }
         _ => {
             let _ = writeln!(out, "  {n}. filter \"{}\"", f.id);

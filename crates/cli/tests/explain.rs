@@ -316,3 +316,38 @@ fn an_invalid_configuration_prints_what_validate_prints_and_exits_1() {
     assert!(text(&out.stderr).contains("did you mean `address`?"));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn llm_gateway_shows_the_inference_block_and_the_shared_rate_limit() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/llm-gateway.kdl")
+        .to_string_lossy()
+        .into_owned();
+    let out = explain_ok(&[
+        "-c",
+        &p,
+        "POST",
+        "http://localhost:8080/v1/chat/completions",
+        "-H",
+        "authorization: Bearer k",
+    ]);
+    for want in [
+        "Route              \"chat\"",
+        "inference        openai per header:authorization: 200000 tokens/min, 600 requests/min, daily budget 5000000 (enforce), monthly budget 100000000 (alert-only); prompts counted by auto",
+        "shared        on redis 127.0.0.1:6379/0 (each call ≤ 20 ms); if it cannot answer: counted in this proxy (100000 keys kept)",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    let j = json(&[
+        "-c",
+        &p,
+        "POST",
+        "http://localhost:8080/v1/messages",
+        "-H",
+        "x-api-key: k",
+    ]);
+    let inf = &j["route"]["inference"];
+    assert_eq!(inf["provider"], "anthropic", "{j}");
+    assert_eq!(inf["tokens_per_minute"], 80_000);
+    assert_eq!(inf["budgets"][0]["period"], "hourly");
+}

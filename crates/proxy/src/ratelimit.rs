@@ -240,13 +240,7 @@ impl Limiter {
 pub(crate) fn key_kinds(parts: &[RateLimitKey]) -> String {
     parts
         .iter()
-        .map(|k| match k {
-            RateLimitKey::ClientIp => "client-ip".to_owned(),
-            RateLimitKey::Route => "route".to_owned(),
-            RateLimitKey::Header(h) => format!("header:{h}"),
-            RateLimitKey::Cookie(c) => format!("cookie:{c}"),
-            other => format!("{other:?}"),
-        })
+        .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("+")
 }

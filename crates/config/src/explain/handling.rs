@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{RequestDescription, RequestFacts, request::is_idempotent};
 use crate::model::{
     Agent, AgentEvent, AgentId, AgentTransport, BodyMode, CircuitBreaker, Config, ConnectionPool,
-    FailureMode, Filter, FilterRef, HashKey, HeaderPolicy, HealthCheck, LoadBalancing,
+    FailureMode, Filter, FilterRef, HashKey, HeaderPolicy, HealthCheck, Inference, LoadBalancing,
     PassiveHealth, RetryOn, RetryPolicy, Route, Target, Upstream, UpstreamId, UpstreamTls, ser_ms,
     ser_opt_ms,
 };
@@ -38,6 +38,8 @@ pub struct RouteHandling {
     pub retry: RetryPlan,
     /// Whether WebSocket upgrades are passed through (403 otherwise).
     pub websocket: bool,
+    /// Token-aware limits, when the route has an `inference` block.
+    pub inference: Option<Inference>,
 }
 
 /// The pool the request goes to.
@@ -257,6 +259,7 @@ pub(super) fn explain(
         timeouts: timeouts(u, route),
         retry: retry(route, req, facts),
         websocket: route.websocket,
+        inference: route.inference.clone(),
     })
 }
 

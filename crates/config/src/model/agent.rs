@@ -127,6 +127,18 @@ pub enum RateLimitKey {
     Cookie(String),
 }
 
+impl std::fmt::Display for RateLimitKey {
+    /// As written in a `key` list: `client-ip`, `route`, `header:<name>`, `cookie:<name>`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ClientIp => f.write_str("client-ip"),
+            Self::Route => f.write_str("route"),
+            Self::Header(h) => write!(f, "header:{h}"),
+            Self::Cookie(c) => write!(f, "cookie:{c}"),
+        }
+    }
+}
+
 /// A token-bucket rate limiter.
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
