@@ -22,8 +22,8 @@ use zentinel_agent_protocol::client::{AgentClient, ClientStats};
 use zentinel_config::model::{AgentId, FilterId, OnBackendFailure, RouteId, UpstreamId};
 
 use crate::agents::{Failure, Outcome};
-use crate::ratelimit::Failure as BackendFailure;
 use crate::inference::InferenceCounters;
+use crate::ratelimit::Failure as BackendFailure;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
