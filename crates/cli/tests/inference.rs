@@ -39,11 +39,30 @@ fn start(openai: &str, anthropic: &str) -> Setup {
 /// As [`start`], with the routes' upstream at `target` instead of the mock LLM.
 fn start_to(target: SocketAddr, llm: MockLlm, openai: &str, anthropic: &str) -> Setup {
     let (addr, admin) = (free_addr(), free_addr());
-    let text = format!(
+    let proxy = Proxy::start(
+        &config(addr, admin, target, openai, anthropic),
+        &[addr, admin],
+    );
+    Setup {
+        proxy,
+        addr,
+        admin,
+        llm,
+    }
+}
+
+fn config(
+    addr: SocketAddr,
+    admin: SocketAddr,
+    target: SocketAddr,
+    openai: &str,
+    anthropic: &str,
+) -> String {
+    format!(
         r#"listeners {{ listener "web" {{ address "{addr}"; }} }}
-observability {{ access-log {{ destination "off"; }}; audit-log {{ destination "file"; path "audit.log"; }} }}
+observability {{ access-log {{ destination "off"; }}; audit-log {{ destination "file"; path "audit.log"; }}; error-log {{ level "info"; }} }}
 admin {{ address "{admin}"; }}
-upstreams {{ upstream "llm" {{ target "{llm}"; }} }}
+upstreams {{ upstream "llm" {{ target "{target}"; }} }}
 routes {{
     route "openai" {{
         matches {{ path "/v1/chat/completions"; }}
@@ -55,16 +74,8 @@ routes {{
         upstream "llm"
         inference {{ provider "anthropic"; key "header:x-api-key"; {anthropic} }}
     }}
-}}"#,
-        llm = target
-    );
-    let proxy = Proxy::start(&text, &[addr, admin]);
-    Setup {
-        proxy,
-        addr,
-        admin,
-        llm,
-    }
+}}"#
+    )
 }
 
 /// "hello world" as the user message: 2 tokens of text, 3 of framing, 3 for the reply.
@@ -454,4 +465,53 @@ fn an_error_answer_without_usage_costs_nothing() {
     }
     assert_eq!(origin.hits(), 5);
     assert_eq!(value(&metrics(s.admin), &series("tokens-per-minute")), 0);
+}
+
+/// Sends SIGHUP with `text` as the new configuration and waits for the outcome line.
+fn reload(p: &Proxy, text: &str) {
+    let done = |p: &Proxy| p.stderr().matches("configuration reloaded").count();
+    let before = done(p);
+    p.write_file("zentinel.kdl", text);
+    p.signal(1);
+    wait_until(Duration::from_secs(10), "the reload", || done(p) > before);
+}
+
+#[test]
+fn a_reload_keeps_the_usage_of_an_unchanged_block_and_a_changed_one_starts_afresh() {
+    let llm = MockLlm::start();
+    let (addr, admin) = (free_addr(), free_addr());
+    let target = llm.addr();
+    let text = |openai: &str, anthropic: &str| config(addr, admin, target, openai, anthropic);
+    let proxy = Proxy::start(&text("requests-per-minute 3;", ""), &[addr, admin]);
+    let s = Setup {
+        proxy,
+        addr,
+        admin,
+        llm,
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            chat(&s, "a", &openai_body(1, false, false), &[]).status,
+            200
+        );
+    }
+    // Another route's block changes; this one's does not: its usage is kept.
+    reload(
+        &s.proxy,
+        &text("requests-per-minute 3;", "tokens-per-minute 5;"),
+    );
+    let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+    assert_eq!(header_u64(&r, "x-inference-requests-remaining"), 0);
+    assert_eq!(
+        chat(&s, "a", &openai_body(1, false, false), &[]).status,
+        429
+    );
+    // A changed block starts with full buckets.
+    reload(
+        &s.proxy,
+        &text("requests-per-minute 4;", "tokens-per-minute 5;"),
+    );
+    let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(header_u64(&r, "x-inference-requests-remaining"), 3);
 }
