@@ -216,7 +216,21 @@ fn a_hung_then_dead_server_applies_each_failure_mode_within_the_timeout_then_rec
             metrics(r.admin)
         );
     }
+    // Three timeouts in a row tripped each filter's breaker: calls now fail at once.
+    let t = Instant::now();
+    assert_eq!(get(r.addr, "h.test", "/closed").status, 503);
+    assert!(
+        t.elapsed() < Duration::from_millis(80),
+        "no wait once tripped: {:?}",
+        t.elapsed()
+    );
+    let stopped = "rate-limit backend stopped answering";
+    assert_eq!(r.proxy.stderr().matches(stopped).count(), 3, "once per filter");
     redis.resume();
+    // A ping (once a second, off the request path) finds the server answering again.
+    wait_until(Duration::from_secs(5), "the breakers to close", || {
+        r.proxy.stderr().matches("rate-limit backend answers again").count() == 3
+    });
 
     redis.kill();
     // The first call on a dead connection fails with an error, later ones find none up.

@@ -18,16 +18,14 @@ pub(crate) mod tokens;
 pub(crate) mod usage;
 
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use http::{HeaderName, HeaderValue};
-use zentinel_config::model::{BudgetPeriod, Inference, RateLimitKey, Route};
+use zentinel_config::model::{BudgetPeriod, Inference, Route};
 
-use crate::limits;
 use crate::metrics::{Registry, bump, get};
 use crate::ratelimit::KeyInput;
 use prompt::Prompt;
@@ -87,21 +85,7 @@ impl RouteInference {
 
     /// The keyed hash of a request's key.
     pub(crate) fn key(&self, input: &KeyInput<'_>) -> u64 {
-        let mut h = self.keyed.hasher.build_hasher();
-        for part in &self.settings().key {
-            match part {
-                RateLimitKey::ClientIp => input.client_ip.hash(&mut h),
-                RateLimitKey::Route => input.route.hash(&mut h),
-                RateLimitKey::Header(name) => input
-                    .headers
-                    .get(name.as_str())
-                    .map(HeaderValue::as_bytes)
-                    .hash(&mut h),
-                RateLimitKey::Cookie(name) => limits::cookie(input.headers, name).hash(&mut h),
-                other => std::mem::discriminant(other).hash(&mut h),
-            }
-        }
-        h.finish()
+        crate::ratelimit::keyed_hash(&self.keyed.hasher, &self.settings().key, input)
     }
 }
 

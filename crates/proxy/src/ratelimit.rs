@@ -148,23 +148,7 @@ impl Limiter {
 
     /// The keyed hash of the request's key.
     fn key(&self, input: &KeyInput<'_>) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        for part in &self.settings.key {
-            match part {
-                RateLimitKey::ClientIp => input.client_ip.hash(&mut h),
-                RateLimitKey::Route => input.route.hash(&mut h),
-                RateLimitKey::Header(name) => input
-                    .headers
-                    .get(name.as_str())
-                    .map(HeaderValue::as_bytes)
-                    .hash(&mut h),
-                RateLimitKey::Cookie(name) => {
-                    limits::cookie(input.headers, name).hash(&mut h);
-                }
-                other => std::mem::discriminant(other).hash(&mut h),
-            }
-        }
-        h.finish()
+        keyed_hash(&self.hasher, &self.settings.key, input)
     }
 
     /// The stable hash of the request's key, for a shared filter.
@@ -234,6 +218,30 @@ impl Limiter {
     pub(crate) fn keys(&self) -> usize {
         self.store.keys()
     }
+}
+
+/// The hash of the request's key made of `parts`, under the process-local `hasher`: what a
+/// local store keeps instead of the key (also used by `inference` blocks).
+pub(crate) fn keyed_hash(
+    hasher: &RandomState,
+    parts: &[RateLimitKey],
+    input: &KeyInput<'_>,
+) -> u64 {
+    let mut h = hasher.build_hasher();
+    for part in parts {
+        match part {
+            RateLimitKey::ClientIp => input.client_ip.hash(&mut h),
+            RateLimitKey::Route => input.route.hash(&mut h),
+            RateLimitKey::Header(name) => input
+                .headers
+                .get(name.as_str())
+                .map(HeaderValue::as_bytes)
+                .hash(&mut h),
+            RateLimitKey::Cookie(name) => limits::cookie(input.headers, name).hash(&mut h),
+            other => std::mem::discriminant(other).hash(&mut h),
+        }
+    }
+    h.finish()
 }
 
 /// What a key is made of, for audit lines: `client-ip+header:x-api-key`.

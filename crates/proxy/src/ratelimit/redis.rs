@@ -11,7 +11,7 @@
 //! per filter, with the count since the last line, so an outage does not flood the log.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -56,6 +56,9 @@ const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Failures are logged at most this often per filter.
 const LOG_EVERY: Duration = Duration::from_secs(1);
+/// Calls that time out in a row before the filter stops calling a server that stopped
+/// answering (see [`Breaker`]).
+const TRIP_AFTER: u32 = 3;
 
 /// Why a call to the server did not give an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +148,34 @@ impl Slot {
     }
 }
 
+/// Stops calling a server that stopped answering: after [`TRIP_AFTER`] calls in a row time
+/// out, calls fail at once (as `unavailable`) instead of each waiting `timeout-ms`, until the
+/// server answers again — a ping (once a second, off the request path), a new connection,
+/// or a call. One per filter: a hung server hangs every connection to it.
+#[derive(Debug, Default)]
+struct Breaker {
+    in_row: AtomicU32,
+    open: AtomicBool,
+}
+
+impl Breaker {
+    fn is_open(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// A call timed out; `true` when this one tripped the breaker.
+    fn timed_out(&self) -> bool {
+        self.in_row.fetch_add(1, Ordering::Relaxed) + 1 >= TRIP_AFTER
+            && !self.open.swap(true, Ordering::Relaxed)
+    }
+
+    /// The server answered; `true` when this closed the breaker.
+    fn answered(&self) -> bool {
+        self.in_row.store(0, Ordering::Relaxed);
+        self.open.swap(false, Ordering::Relaxed)
+    }
+}
+
 /// Whether `e` means the connection is gone (rather than one command failing, or a hung
 /// server not answering in time: that connection may well answer again).
 fn is_dead(e: &RedisError) -> bool {
@@ -162,6 +193,9 @@ pub(crate) struct Shared {
     rate: Micros,
     timeout: Duration,
     log: FailureLog,
+    breaker: Arc<Breaker>,
+    /// The filter's ID, for logs.
+    filter: String,
     /// Where the server is, for logs: `host:port/db`, never the credentials.
     pub server: String,
     /// Keeps the connection tasks, which run on it.
@@ -198,10 +232,12 @@ impl Shared {
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(backend.timeout));
         let server = e.to_string();
+        let breaker = Arc::new(Breaker::default());
         if let Some(rt) = &io.0 {
             for slot in slots.iter() {
                 let s = Supervisor {
                     slot: slot.clone(),
+                    breaker: breaker.clone(),
                     client: info.clone(),
                     config: config.clone(),
                     filter: filter.to_string(),
@@ -218,6 +254,8 @@ impl Shared {
             rate: Micros::new(per_second, burst, max_delay),
             timeout: backend.timeout,
             log: FailureLog::new(),
+            breaker,
+            filter: filter.to_string(),
             server,
             _io: io,
         })
@@ -243,6 +281,9 @@ impl Shared {
 
     /// Takes a token for the key hashed to `hash`, within `timeout-ms`.
     pub(crate) async fn take(&self, hash: u128) -> Result<Take, Failure> {
+        if self.breaker.is_open() {
+            return Err(Failure::Unavailable);
+        }
         let Some((slot, conn)) = self.connection() else {
             return Err(Failure::Unavailable);
         };
@@ -253,16 +294,31 @@ impl Shared {
             .arg(self.rate.max_delay);
         match tokio::time::timeout(self.timeout, call.invoke_async::<(i64, i64, i64)>(&mut c)).await
         {
-            Ok(Ok(answer)) => Ok(self.rate.decide(answer)),
-            Ok(Err(e)) if e.is_timeout() => Err(Failure::Timeout),
+            Ok(Ok(answer)) => {
+                self.breaker.answered();
+                Ok(self.rate.decide(answer))
+            }
+            Ok(Err(e)) if e.is_timeout() => Err(self.timed_out()),
             Ok(Err(e)) => {
                 if is_dead(&e) {
                     slot.lost(&conn);
                 }
                 Err(Failure::Error)
             }
-            Err(_) => Err(Failure::Timeout),
+            Err(_) => Err(self.timed_out()),
         }
+    }
+
+    /// Counts a timed-out call towards the breaker.
+    fn timed_out(&self) -> Failure {
+        if self.breaker.timed_out() {
+            tracing::warn!(
+                filter = %self.filter,
+                server = %self.server,
+                "rate-limit backend stopped answering; calls fail at once until it answers a ping"
+            );
+        }
+        Failure::Timeout
     }
 
     /// Logs `failure`, at most once a second, with the failures since the last line.
@@ -321,6 +377,7 @@ impl FailureLog {
 /// Keeps one slot connected: connects, watches, and connects again after a loss.
 struct Supervisor {
     slot: Arc<Slot>,
+    breaker: Arc<Breaker>,
     client: Client,
     config: AsyncConnectionConfig,
     filter: String,
@@ -337,6 +394,7 @@ impl Supervisor {
                 .get_multiplexed_async_connection_with_config(&self.config);
             match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
                 Ok(Ok(conn)) => {
+                    self.answered();
                     tracing::info!(filter = %self.filter, server = %self.server, "rate-limit backend connected");
                     self.slot.conn.store(Some(Arc::new(conn)));
                     backoff = BACKOFF_MIN;
@@ -362,6 +420,13 @@ impl Supervisor {
         }
     }
 
+    /// The server answered: calls go to it again.
+    fn answered(&self) {
+        if self.breaker.answered() {
+            tracing::info!(filter = %self.filter, server = %self.server, "rate-limit backend answers again");
+        }
+    }
+
     /// Returns when the connection is found dead, by a call or by a ping; a ping that times
     /// out (a hung server) keeps it: calls time out on their own until it answers again.
     async fn watch(&self) {
@@ -373,11 +438,13 @@ impl Supervisor {
                     let mut c = (*conn).clone();
                     let cmd = redis::cmd("PING");
                     let ping = cmd.query_async::<()>(&mut c);
-                    if let Ok(Err(e)) = tokio::time::timeout(CONNECT_TIMEOUT, ping).await
-                        && is_dead(&e)
-                    {
-                        self.slot.lost(&conn);
-                        return;
+                    match tokio::time::timeout(CONNECT_TIMEOUT, ping).await {
+                        Ok(Ok(())) => self.answered(),
+                        Ok(Err(e)) if is_dead(&e) => {
+                            self.slot.lost(&conn);
+                            return;
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -434,6 +501,20 @@ mod tests {
         let d = Micros::new(10, 1, Some(Duration::from_millis(250)));
         assert_eq!(d.max_delay, 250_000);
         assert!(matches!(d.decide((1, 100_000, 200_000)), Take::Delayed(w, _) if w == 100 * MS));
+    }
+
+    #[test]
+    fn the_breaker_trips_after_timeouts_in_a_row_and_closes_on_an_answer() {
+        let b = Breaker::default();
+        assert!(!b.timed_out() && !b.timed_out());
+        assert!(!b.is_open());
+        assert!(!b.answered(), "an answer resets the count");
+        assert!(!b.timed_out() && !b.timed_out());
+        assert!(b.timed_out(), "the third in a row trips it");
+        assert!(b.is_open());
+        assert!(!b.timed_out(), "tripped once");
+        assert!(b.answered(), "an answer closes it");
+        assert!(!b.is_open());
     }
 
     #[test]
