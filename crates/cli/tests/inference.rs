@@ -144,6 +144,14 @@ fn audit(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The audit lines once `n` of them are written (the log's writer thread is asynchronous).
+fn audit_lines(dir: &Path, n: usize) -> Vec<serde_json::Value> {
+    wait_until(Duration::from_secs(5), "the audit lines", || {
+        audit(dir).len() >= n
+    });
+    audit(dir)
+}
+
 /// Waits until the settle of the last exchange shows in `/metrics` (it runs as the
 /// exchange's log line is written, just after the client has its answer).
 fn settled(s: &Setup, series: &str, want: u64) {
@@ -238,9 +246,28 @@ fn a_prompt_over_the_limit_is_answered_429_and_never_reaches_the_model() {
         ),
         1
     );
-    // A short prompt still passes: 8 of 20.
-    let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+    // A short prompt still passes: 8 of 20. The answer used 10 + 5.
+    let r = chat(&s, "a", &openai_body(5, false, false), &[]);
     assert_eq!(r.status, 200, "{}", r.text());
+    let allowed = r#"zentinel_inference_requests_total{route="openai",outcome="allowed"}"#;
+    settled(&s, allowed, 1);
+    // 5 left: the next prompt (8) passes the first gate but not its count, and is told
+    // when 3 more tokens are back (20 a minute: 9 s).
+    let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(
+        r.text().contains("token rate limit exceeded"),
+        "{}",
+        r.text()
+    );
+    let wait = header_u64(&r, "retry-after");
+    assert!((8..=9).contains(&wait), "{wait}");
+    assert_eq!(header_u64(&r, "x-inference-tokens-remaining"), 5);
+    assert_eq!(
+        s.llm.requests().len(),
+        1,
+        "the refused prompt never reached the model"
+    );
 }
 
 #[test]
@@ -424,7 +451,8 @@ fn an_enforced_budget_refuses_until_the_period_ends_and_alert_only_logs_once() {
     assert!(r.text().contains("token budget used up"), "{}", r.text());
     let wait = header_u64(&r, "retry-after");
     assert!((1..=3600).contains(&wait), "until the hour ends: {wait}");
-    let a = audit(s.proxy.dir());
+    // The alert, and at least two refusals (the waiting loop's and the last one).
+    let a = audit_lines(s.proxy.dir(), 3);
     let alerts: Vec<_> = a.iter().filter(|l| l["decision"] == "alert").collect();
     assert_eq!(alerts.len(), 1, "{a:?}");
     assert_eq!(alerts[0]["limit"], "budget-daily");
