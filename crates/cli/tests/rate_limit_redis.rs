@@ -225,11 +225,19 @@ fn a_hung_then_dead_server_applies_each_failure_mode_within_the_timeout_then_rec
         t.elapsed()
     );
     let stopped = "rate-limit backend stopped answering";
-    assert_eq!(r.proxy.stderr().matches(stopped).count(), 3, "once per filter");
+    assert_eq!(
+        r.proxy.stderr().matches(stopped).count(),
+        3,
+        "once per filter"
+    );
     redis.resume();
     // A ping (once a second, off the request path) finds the server answering again.
     wait_until(Duration::from_secs(5), "the breakers to close", || {
-        r.proxy.stderr().matches("rate-limit backend answers again").count() == 3
+        r.proxy
+            .stderr()
+            .matches("rate-limit backend answers again")
+            .count()
+            == 3
     });
 
     redis.kill();
