@@ -689,6 +689,20 @@ routes {{ route "r" {{ upstream "u"; }} }}"#,
         200,
         "keep-alive after the deadline"
     );
+    // A later request of a kept-alive connection is held to the deadline too, from its first
+    // byte: a trickled third request is cut.
+    let started = Instant::now();
+    let mut cut = None;
+    for b in b"GET /third HTTP/1.1\r\nHost: h\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaa\r\n".iter() {
+        if c.send(&[*b]).is_err() {
+            cut = Some(started.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cut = cut.expect("the slow keep-alive request is cut off");
+    assert!(cut < Duration::from_millis(2500), "cut after {cut:?}");
+    assert_eq!(up.hits(), 2);
 }
 
 #[test]

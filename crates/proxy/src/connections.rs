@@ -182,7 +182,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Capped<A> {
             }
         };
         let stream: Stream = Box::new(HeaderDeadline::new(stream, self.header_deadline));
-        // Keep-alive requests of this connection are served here, so the slot covers them all.
+        // The slot covers every request of the connection, kept-alive ones included.
+        // Pingora serves the connection's kept-alive requests inside `process_new` (the proxy's
+        // `logging` re-arms the header deadline for each next one); it hands a stream back
+        // only for another application to take over.
         let mut next = self.inner.process_new(stream, shutdown).await;
         while let Some(s) = next {
             next = self.inner.process_new(s, shutdown).await;

@@ -1,18 +1,21 @@
 //! The header-read deadline (`header-read-timeout-ms`): a client must send the complete
-//! request headers of a connection's first request within this time, or the connection is
-//! closed. It bounds slow-header ("slowloris") clients, which a per-read timeout cannot: such
-//! a client sends one byte just before each read would time out.
+//! request headers within this time, or the connection is closed. It bounds slow-header
+//! ("slowloris") clients, which a per-read timeout cannot: such a client sends one byte just
+//! before each read would time out.
 //!
-//! The deadline wraps the connection's byte stream (after TLS, so it sees plain HTTP). It is
-//! armed when the first request is about to be read and disarmed when the end of the header
-//! block (`CRLF CRLF`) has been read; the HTTP/2 connection preface ends the same way, so an
-//! HTTP/2 connection disarms at once. Later keep-alive requests of the connection are not
-//! held to this deadline (Pingora reads them inside its own keep-alive loop): each of their
-//! reads waits at most the listener's `idle-timeout-ms`.
+//! The deadline wraps the connection's byte stream (after TLS, so it sees plain HTTP). For
+//! the first request it is armed when the connection is handed over (the end of the TLS
+//! handshake); it is disarmed when the end of the header block (`CRLF CRLF`) has been read.
+//! The HTTP/2 connection preface ends the same way, so an HTTP/2 connection disarms at once
+//! and is never armed again. When an HTTP/1 request of a kept-alive connection ends
+//! ([`HeaderDeadline::rearm`], from the proxy's `logging` phase), the deadline waits for the
+//! next request's first byte and counts from there, so an idle keep-alive connection is
+//! bounded by `idle-timeout-ms` alone.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,8 +34,11 @@ use tokio::time::{Instant, Sleep};
 #[derive(Debug)]
 pub(crate) struct HeaderDeadline {
     inner: Stream,
+    timeout: Duration,
     /// `Some` while armed.
     sleep: Option<Pin<Box<Sleep>>>,
+    /// Arms at the next byte read (a kept-alive connection waiting for its next request).
+    on_next_byte: AtomicBool,
     /// The last three bytes read, to find `CRLF CRLF` across reads.
     tail: [u8; 3],
 }
@@ -42,8 +48,23 @@ impl HeaderDeadline {
     pub(crate) fn new(inner: Stream, timeout: Duration) -> Self {
         Self {
             inner,
+            timeout,
             sleep: Some(Box::pin(tokio::time::sleep_until(Instant::now() + timeout))),
+            on_next_byte: AtomicBool::new(false),
             tail: [0; 3],
+        }
+    }
+
+    /// Holds the connection's next request to the deadline, counted from its first byte.
+    pub(crate) fn rearm(&self) {
+        self.on_next_byte.store(true, Ordering::Relaxed);
+    }
+
+    /// [`Self::rearm`] for the connection under `stream`, when it is one of these (an HTTP/1
+    /// connection; HTTP/2 sessions have no stream of their own).
+    pub(crate) fn rearm_stream(stream: &Stream) {
+        if let Some(d) = stream.as_any().downcast_ref::<Self>() {
+            d.rearm();
         }
     }
 
@@ -86,11 +107,16 @@ impl AsyncRead for HeaderDeadline {
         }
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = res
-            && this.sleep.is_some()
-        {
-            let read = &buf.filled()[before..];
-            if !read.is_empty() && this.ends_header(read) {
+        if let Poll::Ready(Ok(())) = res {
+            let got = buf.filled().len() > before;
+            if got && *this.on_next_byte.get_mut() {
+                // The next request's first byte: its headers are due within the deadline.
+                *this.on_next_byte.get_mut() = false;
+                this.tail = [0; 3];
+                let due = Instant::now() + this.timeout;
+                this.sleep = Some(Box::pin(tokio::time::sleep_until(due)));
+            }
+            if got && this.sleep.is_some() && this.ends_header(&buf.filled()[before..]) {
                 this.sleep = None;
             }
         }
@@ -243,6 +269,38 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert_eq!(started.elapsed(), Duration::from_secs(1));
         writer.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_alive_connection_holds_its_next_request_to_the_deadline_from_its_first_byte() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut s, mut client) = wrapped(Duration::from_secs(1));
+        let mut buf = [0u8; 64];
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let _ = s.read(&mut buf).await.unwrap();
+        s.rearm();
+        // Idle between requests is not the header deadline's business.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        client.write_all(b"GET /next HTTP/1.1\r\n").await.unwrap();
+        let started = Instant::now();
+        assert!(s.read(&mut buf).await.unwrap() > 0);
+        let err = s.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(1),
+            "from the first byte"
+        );
+        // A next request that completes in time disarms it again.
+        let (mut s, mut client) = wrapped(Duration::from_secs(1));
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let _ = s.read(&mut buf).await.unwrap();
+        s.rearm();
+        client.write_all(b"GET /n HTTP/1.1\r\n\r\n").await.unwrap();
+        let _ = s.read(&mut buf).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        client.write_all(b"body").await.unwrap();
+        assert_eq!(s.read(&mut buf).await.unwrap(), 4);
     }
 
     #[tokio::test(start_paused = true)]

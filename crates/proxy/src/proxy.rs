@@ -25,6 +25,7 @@ use crate::agents::verdict::{self, AgentState};
 use crate::audit::Rejection;
 use crate::errors::{Refusal, respond, status_of};
 use crate::forwarding::{Forwarding, apply_policy};
+use crate::header_deadline::HeaderDeadline;
 use crate::inference::Exchange;
 use crate::limits;
 use crate::pool::{SelectInput, Tried};
@@ -670,6 +671,10 @@ impl ProxyHttp for Zentinel {
             let failed =
                 ctx.attempt.failed || e.is_some_and(|e| e.esource() == &ErrorSource::Upstream);
             self.finish_attempt(ctx, failed);
+            if let Some(stream) = session.as_downstream().stream() {
+                // A kept-alive connection's next request is held to the header deadline too.
+                HeaderDeadline::rearm_stream(stream);
+            }
             self.inference_settle(ctx);
             if let Some(route) = ctx.route {
                 let notify = &ctx.rt.routes[route].agents.request_complete;

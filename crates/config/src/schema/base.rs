@@ -151,7 +151,7 @@ static LISTENER: BlockSchema = BlockSchema {
                 unit: "ms",
             },
             D::Int(10_000),
-            "Deadline for a client to send the complete headers of a connection's first request, counted from the end of the TLS handshake (slow-header protection); the connection is closed beyond it. On later keep-alive requests of the connection each read waits at most `idle-timeout-ms`.",
+            "Deadline for a client to send the complete headers of a request (slow-header protection), counted for a connection's first request from the end of the TLS handshake and for each later keep-alive request from its first byte; the connection is closed beyond it. The wait between two requests is bounded by `idle-timeout-ms`.",
             "header-read-timeout-ms 5000",
         ),
         K::new(
