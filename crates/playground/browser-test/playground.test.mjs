@@ -153,7 +153,25 @@ try {
     assert((await route.textContent()).trim() === 'marketing', `matched route should be "marketing": ${await route.textContent()}`);
     assert((await page.locator('[data-testid="outcome"]').textContent()).includes('413'), 'the refusal should be 413');
     assert(await page.locator('[data-testid="limits"] tr.exceeded').count() === 1, 'one limit should be marked exceeded');
-    return '/api/users -> api; /pricing with a huge body -> marketing, refused 413';
+    // A route with token limits shows them.
+    await page.click('#tab-config');
+    await page.fill('#config', `listeners { listener "web" { address "127.0.0.1:8080"; } }
+upstreams { upstream "llm" { target "127.0.0.1:8000"; } }
+routes { route "claude" { upstream "llm"; inference { provider "anthropic"; key "header:x-api-key"; tokens-per-minute 80000; budget "daily" { limit 5000; } } } }`);
+    await page.locator('#verdict[data-state="ok"]').waitFor();
+    await page.click('#tab-explain');
+    await page.fill('#req-url', 'http://127.0.0.1:8080/v1/messages');
+    await page.fill('#req-headers', '');
+    await page.click('#explain-button');
+    const inference = page.locator('[data-testid="inference"]');
+    await inference.waitFor();
+    const text = await inference.textContent();
+    assert(text.includes('anthropic') && text.includes('80000') && text.includes('daily 5000 (enforce)') && text.includes('header:x-api-key'),
+      `the inference card should show the block: ${text}`);
+    await page.click('#tab-config');
+    await page.fill('#config', seed);
+    await page.locator('#verdict[data-state="ok"]').waitFor();
+    return '/api/users -> api; /pricing with a huge body -> marketing, refused 413; token limits shown';
   });
 
   await step('the normalised config shows the defaults', page, async () => {

@@ -244,6 +244,7 @@
       x.route ? upstreamCard(x.route.upstream) : null,
       x.route ? filtersCard(x.route.filters) : null,
       x.route ? h('div', { class: 'grid2' }, timeoutsCard(x.route.timeouts), retryCard(x.route.retry, x.route.websocket)) : null,
+      x.route && x.route.inference ? inferenceCard(x.route.inference) : null,
       limitsCard(x.limits),
       x.route ? headersCard(x.route) : null,
       h('details', {}, h('summary', {}, 'The explanation as JSON (identical to zentinel explain --format json)'),
@@ -344,6 +345,16 @@
       ['budget', `${p.budget_percent}% of requests, at least ${p.min_retries_per_second}/s`],
       ['WebSocket', websocket ? 'upgrades passed through' : 'upgrades refused (403)'],
     ]));
+  }
+  function inferenceCard(i) {
+    const key = i.key.map((k) => (k.name ? `${k.kind}:${k.name}` : k.kind)).join(' + ');
+    return h('div', { 'data-testid': 'inference' }, card('Inference limits (LLM tokens)', facts([
+      ['provider', i.provider], ['kept per', key],
+      ['tokens per minute', none(i.tokens_per_minute) ? 'no limit' : i.tokens_per_minute],
+      ['requests per minute', none(i.requests_per_minute) ? 'no limit' : i.requests_per_minute],
+      ['budgets', i.budgets.length ? i.budgets.map((b) => `${b.period} ${b.limit} (${b.mode})`).join(', ') : 'none'],
+      ['prompts counted by', i.tokenizer],
+    ])));
   }
   function limitsCard(limits) {
     const over = limits.filter((l) => l.exceeded).length;
