@@ -313,3 +313,57 @@ fn delay_mode_reserves_slots_in_redis() {
         "{m}"
     );
 }
+
+/// The server's count of connections it accepted (this query's own included).
+fn accepted(redis: &Redis) -> u64 {
+    let info = redis.command("INFO stats\r\n").unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_connections_received:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no connection count in {info:?}"))
+}
+
+/// Sends SIGHUP with `text` as the new configuration and waits for the outcome line.
+fn reload(p: &Proxy, text: &str) {
+    let done = |p: &Proxy| p.stderr().matches("configuration reloaded").count();
+    let before = done(p);
+    p.write_file("zentinel.kdl", text);
+    p.signal(1);
+    wait_until(Duration::from_secs(10), "the reload", || done(p) > before);
+}
+
+#[test]
+fn a_reload_keeps_an_unchanged_shared_filter_s_connections() {
+    let redis = Redis::start();
+    let up = MockUpstream::start("backend");
+    let f = filter(
+        "shared",
+        "requests-per-second 100;",
+        &format!(r#"url "{}";"#, redis.url()),
+    );
+    let routes = r#"route "api" { upstream "backend"; filters "shared"; }"#;
+    let (addr, admin) = (free_addr(), free_addr());
+    let text = |filters: &str, routes: &str| config(addr, admin, up.addr(), filters, routes);
+    let proxy = Proxy::start(&text(&f, routes), &[addr, admin]);
+    let r = Running { proxy, addr, admin };
+    wait_connected(&r, 1);
+    let before = accepted(&redis);
+    // Another route changes; the filter does not: no new connection to the server.
+    let more = format!(
+        "{routes}\nroute \"other\" {{ matches {{ path-prefix \"/other\"; }}; upstream \"backend\"; }}"
+    );
+    reload(&r.proxy, &text(&f, &more));
+    assert_eq!(get(r.addr, "h.test", "/x").status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        accepted(&redis),
+        before + 1,
+        "only this count's own connection"
+    );
+    // A changed filter gets a pool of its own.
+    let changed = f.replace("requests-per-second 100;", "requests-per-second 200;");
+    reload(&r.proxy, &text(&changed, &more));
+    wait_until(Duration::from_secs(5), "the new pool", || {
+        accepted(&redis) >= before + 2 + 2
+    });
+}

@@ -261,13 +261,31 @@ pub(crate) struct Limiters {
 }
 
 impl Limiters {
-    /// A fresh limiter for each `rate-limit` filter of `config`. Shared filters start connecting to their servers in the background.
-    pub(crate) fn new(config: &Config, registry: &Registry) -> Result<Self, BuildError> {
+    /// A limiter for each `rate-limit` filter of `config`: the one of `previous` (the
+    /// runtime being replaced) when its ID and settings are unchanged, so it keeps its
+    /// buckets and its connections; otherwise a fresh one (full buckets; a shared filter
+    /// starts connecting to its server in the background).
+    pub(crate) fn new(
+        config: &Config,
+        registry: &Registry,
+        previous: Option<&Limiters>,
+    ) -> Result<Self, BuildError> {
         let list = config
             .filters
             .iter()
             .map(|f| match &f.kind {
-                FilterKind::RateLimit(r) => Limiter::new(f.id.clone(), r, registry).map(Arc::new),
+                FilterKind::RateLimit(r) => {
+                    let kept = previous.and_then(|p| {
+                        p.list
+                            .iter()
+                            .find(|o| o.id == f.id && o.same_settings(r))
+                            .cloned()
+                    });
+                    match kept {
+                        Some(l) => Ok(l),
+                        None => Limiter::new(f.id.clone(), r, registry).map(Arc::new),
+                    }
+                }
                 other => Err(BuildError::Internal(format!(
                     "filter \"{}\": {other:?} is not supported",
                     f.id
@@ -275,20 +293,6 @@ impl Limiters {
             })
             .collect::<Result<_, _>>()?;
         Ok(Self { list })
-    }
-
-    /// Takes over the buckets of `old`'s limiters whose ID and settings are unchanged; a
-    /// changed filter starts with full buckets.
-    pub(crate) fn inherit(&mut self, old: &Limiters) {
-        for l in &mut self.list {
-            if let Some(o) = old
-                .list
-                .iter()
-                .find(|o| o.id == l.id && o.same_settings(&l.settings))
-            {
-                *l = o.clone();
-            }
-        }
     }
 }
 
@@ -397,7 +401,8 @@ routes {{ route "r" {{ upstream "u"; filters "f"; }} }}"#
         let c = config(
             r#"filter "f" { type "rate-limit"; requests-per-second 1; burst 1; key "header:x-api-key" "cookie:s"; }"#,
         );
-        let limiters = Limiters::new(&c, &Registry::default()).unwrap_or_else(|e| panic!("{e}"));
+        let limiters =
+            Limiters::new(&c, &Registry::default(), None).unwrap_or_else(|e| panic!("{e}"));
         let l = &limiters.list[0];
         assert_eq!(l.key_kinds, "header:x-api-key+cookie:s");
         let mut a = HeaderMap::new();
@@ -470,15 +475,15 @@ routes {{ route "r" {{ upstream "u"; filters "f"; }} }}"#
     #[tokio::test(start_paused = true)]
     async fn unchanged_filters_keep_their_buckets_over_a_reload() {
         let f = r#"filter "f" { type "rate-limit"; requests-per-second 1; burst 1; }"#;
-        let old = Limiters::new(&config(f), &Registry::default()).unwrap_or_else(|e| panic!("{e}"));
-        let mut same =
-            Limiters::new(&config(f), &Registry::default()).unwrap_or_else(|e| panic!("{e}"));
-        same.inherit(&old);
-        assert!(Arc::ptr_eq(&old.list[0], &same.list[0]));
+        let r = Registry::default();
+        let old = Limiters::new(&config(f), &r, None).unwrap_or_else(|e| panic!("{e}"));
+        let same = Limiters::new(&config(f), &r, Some(&old)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            Arc::ptr_eq(&old.list[0], &same.list[0]),
+            "the same limiter, not a copy"
+        );
         let changed = r#"filter "f" { type "rate-limit"; requests-per-second 2; burst 1; }"#;
-        let mut new =
-            Limiters::new(&config(changed), &Registry::default()).unwrap_or_else(|e| panic!("{e}"));
-        new.inherit(&old);
+        let new = Limiters::new(&config(changed), &r, Some(&old)).unwrap_or_else(|e| panic!("{e}"));
         assert!(!Arc::ptr_eq(&old.list[0], &new.list[0]));
     }
 }

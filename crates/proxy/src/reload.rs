@@ -214,10 +214,12 @@ impl Reload {
         let fixed = self.fixed.clone();
         let pool = self.pool_size;
         let registry = self.metrics.clone();
+        let previous = self.shared.load();
         // Reading files, resolving names and waiting for agents block: off the runtime.
-        let built = tokio::task::spawn_blocking(move || build(&load, &registry, &fixed, pool))
-            .await
-            .map_err(|e| Refused::Build(format!("the reload task failed: {e}")))??;
+        let built =
+            tokio::task::spawn_blocking(move || build(&load, &registry, &fixed, pool, &previous))
+                .await
+                .map_err(|e| Refused::Build(format!("the reload task failed: {e}")))??;
         let (mut runtime, certs) = built;
         runtime.inherit(&self.shared.load());
         let summary = Summary::of(&runtime);
@@ -237,6 +239,7 @@ fn build(
     registry: &Arc<Registry>,
     fixed_at_start: &BTreeMap<String, Value>,
     pool_at_start: usize,
+    previous: &Runtime,
 ) -> Result<(Runtime, Vec<Option<CertSet>>), Refused> {
     let config = (load.0)().map_err(Refused::Invalid)?;
     // Settings this build cannot carry out are refused on reload exactly as at start-up.
@@ -263,8 +266,8 @@ fn build(
         .map(|l| l.tls.as_ref().map(|t| tls::cert_set(l, t)).transpose())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Refused::Build(e.to_string()))?;
-    let runtime =
-        Runtime::build_in(Arc::new(config), registry).map_err(|e| Refused::Build(e.to_string()))?;
+    let runtime = Runtime::build_after(Arc::new(config), registry, Some(previous))
+        .map_err(|e| Refused::Build(e.to_string()))?;
     for agent in runtime.agents.wait_ready() {
         tracing::warn!(
             agent = %agent.config.id,

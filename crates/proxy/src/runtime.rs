@@ -97,6 +97,17 @@ impl Runtime {
         config: Arc<Config>,
         registry: &Arc<Registry>,
     ) -> Result<Self, BuildError> {
+        Self::build_after(config, registry, None)
+    }
+
+    /// [`Self::build_in`] for a reload: what `previous` (the runtime being replaced) can
+    /// hand over unchanged is taken rather than made again (rate-limit filters with their
+    /// buckets and backend connections).
+    pub(crate) fn build_after(
+        config: Arc<Config>,
+        registry: &Arc<Registry>,
+        previous: Option<&Runtime>,
+    ) -> Result<Self, BuildError> {
         let built = Instant::now();
         let admin_token = match config.admin.as_ref().and_then(|a| a.token_file.as_ref()) {
             Some(file) => Some(AdminToken::read(file)?),
@@ -109,7 +120,7 @@ impl Runtime {
             .collect::<Result<Vec<_>, _>>()?;
         let upstream_tls = upstream_tls::prepare(&config.upstreams)?;
         let agents = Agents::start(&config, registry)?;
-        let limiters = Limiters::new(&config, registry)?;
+        let limiters = Limiters::new(&config, registry, previous.map(|p| &p.limiters))?;
         let routes = config
             .routes
             .iter()
@@ -154,10 +165,10 @@ impl Runtime {
         })
     }
 
-    /// Carries the upstream pools' health from `old` (see [`Pool::inherit`]), and the
-    /// buckets of rate-limit filters whose settings are unchanged.
+    /// Carries the upstream pools' health from `old` (see [`Pool::inherit`]), and the usage
+    /// of `inference` blocks whose settings are unchanged (rate-limit filters were taken over
+    /// when the runtime was built, [`Self::build_after`]).
     pub(crate) fn inherit(&mut self, old: &Runtime) {
-        self.limiters.inherit(&old.limiters);
         for (route, rr) in self.config.routes.iter().zip(&mut self.routes) {
             let old_route = old.config.routes.iter().position(|o| o.id == route.id);
             if let (Some(new), Some(Some(o))) = (
