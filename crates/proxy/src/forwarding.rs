@@ -20,6 +20,10 @@ pub(crate) trait HeaderEdit {
     fn insert(&mut self, name: &str, value: HeaderValue);
     /// Adds a value of `name`.
     fn append(&mut self, name: &str, value: HeaderValue);
+    /// [`Self::insert`] for a name known at compile time, which needs no copy of it.
+    fn insert_static(&mut self, name: &'static str, value: HeaderValue) {
+        self.insert(name, value);
+    }
 }
 
 impl HeaderEdit for HeaderMap {
@@ -56,6 +60,9 @@ macro_rules! pingora_header_edit {
             }
             fn append(&mut self, name: &str, value: HeaderValue) {
                 let _ = self.append_header(name.to_owned(), value);
+            }
+            fn insert_static(&mut self, name: &'static str, value: HeaderValue) {
+                let _ = self.insert_header(name, value);
             }
         }
     };
@@ -120,57 +127,69 @@ impl Forwarding {
     }
 
     /// Writes `X-Forwarded-For/-Proto/-Host` and `Forwarded` on the upstream request.
-    pub(crate) fn apply(&self, headers: &mut impl HeaderEdit, proto: &str, host: Option<&str>) {
-        let peer = self.peer_ip.map(|ip| ip.to_string());
+    pub(crate) fn apply(
+        &self,
+        headers: &mut impl HeaderEdit,
+        proto: &'static str,
+        host: Option<&str>,
+    ) {
+        use std::fmt::Write as _;
         let keep = self.trusted_peer;
-        let prev_xff = headers
-            .map()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let xff = match (keep, prev_xff, &peer) {
-            (true, Some(prev), Some(p)) => Some(format!("{prev}, {p}")),
-            (_, _, Some(p)) => Some(p.clone()),
-            _ => None,
-        };
-        set_or_remove(headers, "x-forwarded-for", xff);
+        // A trusted peer's list is kept and the peer added to it; anyone else's is replaced.
+        let prev = |name| keep.then(|| header_str(headers.map(), name)).flatten();
+        let xff = self.peer_ip.map(|p| {
+            let mut v = prev("x-forwarded-for").map_or_else(String::new, |l| l + ", ");
+            let _ = write!(v, "{p}");
+            v
+        });
+        set_or_remove(headers, "x-forwarded-for", xff.and_then(value));
         if !(keep && headers.map().contains_key("x-forwarded-proto")) {
-            set_or_remove(headers, "x-forwarded-proto", Some(proto.to_owned()));
+            set_or_remove(
+                headers,
+                "x-forwarded-proto",
+                Some(HeaderValue::from_static(proto)),
+            );
         }
         if !(keep && headers.map().contains_key("x-forwarded-host")) {
-            set_or_remove(headers, "x-forwarded-host", host.map(str::to_owned));
+            let h = host.and_then(|h| HeaderValue::from_str(h).ok());
+            set_or_remove(headers, "x-forwarded-host", h);
         }
-        let mut element = String::new();
-        if let Some(p) = self.peer_ip {
-            match p {
-                IpAddr::V4(v4) => element.push_str(&format!("for={v4}")),
-                IpAddr::V6(v6) => element.push_str(&format!("for=\"[{v6}]\"")),
-            }
-        }
-        element.push_str(&format!(";proto={proto}"));
+        let mut forwarded = keep
+            .then(|| header_str(headers.map(), "forwarded"))
+            .flatten()
+            .map_or_else(|| String::with_capacity(64), |l| l + ", ");
+        let _ = match self.peer_ip {
+            Some(IpAddr::V4(v4)) => write!(forwarded, "for={v4}"),
+            Some(IpAddr::V6(v6)) => write!(forwarded, "for=\"[{v6}]\""),
+            None => Ok(()),
+        };
+        let _ = write!(forwarded, ";proto={proto}");
         if let Some(h) = host.filter(|h| {
             h.bytes()
                 .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
         }) {
-            element.push_str(&format!(";host=\"{h}\""));
+            let _ = write!(forwarded, ";host=\"{h}\"");
         }
-        let prev = headers
-            .map()
-            .get("forwarded")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let forwarded = match (keep, prev) {
-            (true, Some(prev)) => format!("{prev}, {element}"),
-            _ => element,
-        };
-        set_or_remove(headers, "forwarded", Some(forwarded));
+        set_or_remove(headers, "forwarded", value(forwarded));
     }
 }
 
-fn set_or_remove(headers: &mut impl HeaderEdit, name: &'static str, value: Option<String>) {
+/// The first value of `name` as text, copied (the map is edited next).
+fn header_str(map: &HeaderMap, name: &str) -> Option<String> {
+    map.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// A header value made of `s` without copying it, if it is a valid one.
+fn value(s: String) -> Option<HeaderValue> {
+    HeaderValue::try_from(s).ok()
+}
+
+fn set_or_remove(headers: &mut impl HeaderEdit, name: &'static str, value: Option<HeaderValue>) {
     headers.remove(name);
-    if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
-        headers.insert(name, v);
+    if let Some(v) = value {
+        headers.insert_static(name, v);
     }
 }
 
@@ -267,6 +286,33 @@ mod tests {
         assert_eq!(
             h["x-forwarded-proto"], "https",
             "kept from the trusted proxy"
+        );
+    }
+
+    #[test]
+    fn forwarded_elements_chain_from_trusted_peers_and_quote_ipv6() {
+        let s = server(&["10.0.0.0/8"]);
+        let mut h = headers(&[("forwarded", "for=198.51.100.7")]);
+        let f = Forwarding::new(&s, Some("10.0.0.2".parse().unwrap()), &h);
+        f.apply(&mut h, "http", Some("example.com"));
+        assert_eq!(
+            h["forwarded"],
+            "for=198.51.100.7, for=10.0.0.2;proto=http;host=\"example.com\""
+        );
+        let mut h = headers(&[("x-forwarded-host", "forged")]);
+        let f = Forwarding::new(&s, Some("2001:db8::1".parse().unwrap()), &h);
+        f.apply(&mut h, "https", Some("bad\"host"));
+        assert_eq!(
+            h["forwarded"], "for=\"[2001:db8::1]\";proto=https",
+            "no unsafe host"
+        );
+        assert_eq!(h["x-forwarded-for"], "2001:db8::1");
+        assert_eq!(h["x-forwarded-host"], "bad\"host");
+        let mut h = headers(&[("x-forwarded-host", "forged")]);
+        f.apply(&mut h, "https", None);
+        assert!(
+            h.get("x-forwarded-host").is_none(),
+            "no host: removed, not kept"
         );
     }
 
