@@ -27,6 +27,53 @@ pub enum Refusal {
     ShuttingDown,
     /// A rate-limit filter refused the request (429).
     RateLimited,
+    /// The request head is ambiguous or malformed (400); see [`Malformed`].
+    BadRequest(Malformed),
+}
+
+/// What is wrong with a request head that the HTTP parser let through (the checks are in
+/// `strict.rs`, the reasons in `docs/security.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// A line of the head ends in a bare LF instead of CRLF.
+    BareLineFeed,
+    /// `Content-Length` on more than one line, or as a list.
+    ContentLength,
+    /// `Content-Length` and `Transfer-Encoding` together.
+    LengthAndEncoding,
+    /// `Transfer-Encoding` other than one `chunked` on one line.
+    TransferEncoding,
+    /// An HTTP/1.1 request without `Host`.
+    MissingHost,
+    /// A `Host` that is not `host[:port]`.
+    InvalidHost,
+}
+
+impl Malformed {
+    /// The short explanation in the body.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Self::BareLineFeed => "bad request: header lines must end in CRLF",
+            Self::ContentLength => "bad request: more than one Content-Length",
+            Self::LengthAndEncoding => "bad request: both Content-Length and Transfer-Encoding",
+            Self::TransferEncoding => "bad request: Transfer-Encoding must be chunked, once",
+            Self::MissingHost => "bad request: no Host header",
+            Self::InvalidHost => "bad request: invalid Host header",
+        }
+    }
+
+    /// The reason named in the audit log.
+    pub fn audit_reason(self) -> &'static str {
+        match self {
+            Self::BareLineFeed => "bare-line-feed",
+            Self::ContentLength => "duplicate-content-length",
+            Self::LengthAndEncoding => "content-length-and-transfer-encoding",
+            Self::TransferEncoding => "invalid-transfer-encoding",
+            Self::MissingHost => "missing-host",
+            Self::InvalidHost => "invalid-host",
+        }
+    }
 }
 
 impl Refusal {
@@ -40,6 +87,7 @@ impl Refusal {
             Self::Overloaded | Self::NoHealthyTarget | Self::ShuttingDown => 503,
             Self::UpgradeNotAllowed => 403,
             Self::RateLimited => 429,
+            Self::BadRequest(_) => 400,
         }
     }
 
@@ -55,6 +103,7 @@ impl Refusal {
             Self::UpgradeNotAllowed => "protocol upgrades are not allowed on this route",
             Self::ShuttingDown => "the proxy is shutting down",
             Self::RateLimited => "rate limit exceeded",
+            Self::BadRequest(m) => m.detail(),
         }
     }
 
@@ -68,6 +117,7 @@ impl Refusal {
             Self::Overloaded => Some("max-in-flight-requests"),
             Self::UpgradeNotAllowed => Some("upgrade-not-allowed"),
             Self::RateLimited => Some("rate-limit"),
+            Self::BadRequest(m) => Some(m.audit_reason()),
             Self::NoRoute | Self::NoHealthyTarget | Self::ShuttingDown => None,
         }
     }

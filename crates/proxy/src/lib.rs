@@ -27,6 +27,7 @@ mod reload;
 mod retry;
 pub mod runtime;
 mod server;
+mod strict;
 mod tls;
 mod trace;
 pub mod unsupported;

@@ -32,6 +32,7 @@ use crate::pool::{SelectInput, Tried};
 use crate::ratelimit::Quota;
 use crate::retry;
 use crate::runtime::{Runtime, Shared, Slot};
+use crate::strict;
 use crate::trace::Trace;
 
 /// The proxy logic of one listener.
@@ -159,6 +160,13 @@ impl Zentinel {
         }
         let rt = ctx.rt.clone();
         let req = session.req_header();
+        let raw = session
+            .as_downstream()
+            .as_http1()
+            .map(|h1| h1.get_headers_raw_bytes());
+        if let Some(m) = strict::check(req, raw.as_deref()) {
+            return Some(Refusal::BadRequest(m));
+        }
         if let Some(r) = limits::check_head(&rt.config.limits, req) {
             return Some(r);
         }
@@ -520,6 +528,15 @@ impl ProxyHttp for Zentinel {
             .map(str::to_owned);
         if let Some(f) = &ctx.forwarding {
             f.apply(req, proto, host.as_deref());
+        }
+        // An absolute-form target: Pingora has checked its authority equals Host, which
+        // routed it and is sent on as is; the upstream gets the origin form (RFC 9112
+        // §3.2.1) — the path Pingora parsed, that the route matched.
+        if !matches!(req.raw_path().first(), Some(b'/' | b'*'))
+            && req.method != http::Method::CONNECT
+            && req.raw_path_is_utf8()
+        {
+            req.set_uri(req.uri.clone());
         }
         let header = self.request_id_header(ctx);
         req.insert_header(header, ctx.request_id.as_str())?;
