@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the build needs when they are missing: cmake (Pingora builds
-# zlib-ng with it), redis-server (the shared rate-limit tests start one of their own). The wasm toolchain is installed by scripts/wasm-check.sh when used.
+# zlib-ng with it), redis-server (the shared rate-limit tests start one of their own),
+# python3-h2 (the HTTP/2 abuse probes). The wasm toolchain is installed by
+# scripts/wasm-check.sh when used.
 set -euo pipefail
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
@@ -8,6 +10,10 @@ command -v make >/dev/null 2>&1 || missing+=(make)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v curl >/dev/null 2>&1 || missing+=(curl)   # the TLS tests use curl as an independent client
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)   # tests/rate_limit_redis.rs
+# tests/h2/probes.py (tests/http2_abuse.rs); Debian's module is seen by the system python3
+# even where a pyenv or virtualenv python3 comes first on PATH.
+python3 -c 'import h2, hpack' >/dev/null 2>&1 || /usr/bin/python3 -c 'import h2, hpack' >/dev/null 2>&1 \
+    || missing+=(python3-h2)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -16,6 +16,7 @@ pub mod errors;
 mod forwarding;
 mod header_deadline;
 mod health;
+mod http2;
 mod inference;
 mod limits;
 pub mod log_file;

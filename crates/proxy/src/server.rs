@@ -19,6 +19,7 @@ use zentinel_config::model::{Config, ListenerProtocol};
 use crate::admin::{self, AdminApi};
 use crate::connections::{Capped, ConnectionLimits};
 use crate::demo::DemoUpstream;
+use crate::http2::{self, StreamBound};
 use crate::metrics::Registry;
 use crate::proxy::Zentinel;
 use crate::reload::{self, Reload, Reloader};
@@ -125,8 +126,11 @@ fn add_listeners(
             o.h2c = true;
             proxy.server_options = Some(o);
         }
+        proxy.h2_options = Some(http2::options());
         let capped = Capped {
-            inner: Arc::new(proxy),
+            inner: Arc::new(StreamBound {
+                inner: Arc::new(proxy),
+            }),
             limits: connections.clone(),
             header_deadline: l.header_read_timeout,
             audit: Some(shared.clone()),
