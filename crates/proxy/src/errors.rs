@@ -54,12 +54,12 @@ impl Malformed {
     /// The short explanation in the body.
     pub fn detail(self) -> &'static str {
         match self {
-            Self::BareLineFeed => "bad request: header lines must end in CRLF",
-            Self::ContentLength => "bad request: more than one Content-Length",
-            Self::LengthAndEncoding => "bad request: both Content-Length and Transfer-Encoding",
-            Self::TransferEncoding => "bad request: Transfer-Encoding must be chunked, once",
-            Self::MissingHost => "bad request: no Host header",
-            Self::InvalidHost => "bad request: invalid Host header",
+            Self::BareLineFeed => "header lines must end in CRLF",
+            Self::ContentLength => "more than one Content-Length",
+            Self::LengthAndEncoding => "both Content-Length and Transfer-Encoding",
+            Self::TransferEncoding => "Transfer-Encoding must be chunked, once",
+            Self::MissingHost => "no Host header",
+            Self::InvalidHost => "invalid Host header",
         }
     }
 
