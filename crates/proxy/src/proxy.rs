@@ -287,9 +287,10 @@ impl ProxyHttp for Zentinel {
                     .and_then(Trace::continue_from)
             {
                 ctx.trace = t;
+                ctx.request_id.clone_from(&ctx.trace.id);
+                // Recorded only when it changed: each record formats the span's fields anew.
+                ctx.span.record("request_id", ctx.request_id.as_str());
             }
-            ctx.request_id.clone_from(&ctx.trace.id);
-            ctx.span.record("request_id", ctx.request_id.as_str());
             ctx.forwarding = Some(forwarding);
             let listener = &ctx.rt.config.listeners[self.listener];
             session.set_keepalive(Some(listener.idle_timeout.as_secs().max(1)));
