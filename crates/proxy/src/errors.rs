@@ -29,6 +29,38 @@ pub enum Refusal {
     RateLimited,
     /// The request head is ambiguous or malformed (400); see [`Malformed`].
     BadRequest(Malformed),
+    /// A method the proxy never forwards (501); see [`RefusedMethod`].
+    Method(RefusedMethod),
+}
+
+/// Methods refused on every route (the checks are in `strict.rs`, the reasons in
+/// `docs/security.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefusedMethod {
+    /// `CONNECT`: the proxy does not tunnel (RFC 9110 §9.3.6).
+    Connect,
+    /// `TRACE`: it would echo the request, with what the proxy added, to the client
+    /// (RFC 9110 §9.3.8).
+    Trace,
+}
+
+impl RefusedMethod {
+    /// The short explanation in the body.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Self::Connect => "CONNECT is not supported: this proxy does not tunnel",
+            Self::Trace => "TRACE is not supported",
+        }
+    }
+
+    /// The reason named in the audit log.
+    pub fn audit_reason(self) -> &'static str {
+        match self {
+            Self::Connect => "method-connect",
+            Self::Trace => "method-trace",
+        }
+    }
 }
 
 /// What is wrong with a request head that the HTTP parser let through (the checks are in
@@ -48,6 +80,8 @@ pub enum Malformed {
     MissingHost,
     /// A `Host` that is not `host[:port]`.
     InvalidHost,
+    /// A `Connection` option that is not a token, or too many options.
+    ConnectionOption,
 }
 
 impl Malformed {
@@ -60,6 +94,7 @@ impl Malformed {
             Self::TransferEncoding => "Transfer-Encoding must be chunked, once",
             Self::MissingHost => "no Host header",
             Self::InvalidHost => "invalid Host header",
+            Self::ConnectionOption => "invalid Connection header",
         }
     }
 
@@ -72,6 +107,7 @@ impl Malformed {
             Self::TransferEncoding => "invalid-transfer-encoding",
             Self::MissingHost => "missing-host",
             Self::InvalidHost => "invalid-host",
+            Self::ConnectionOption => "invalid-connection",
         }
     }
 }
@@ -88,6 +124,7 @@ impl Refusal {
             Self::UpgradeNotAllowed => 403,
             Self::RateLimited => 429,
             Self::BadRequest(_) => 400,
+            Self::Method(_) => 501,
         }
     }
 
@@ -104,6 +141,7 @@ impl Refusal {
             Self::ShuttingDown => "the proxy is shutting down",
             Self::RateLimited => "rate limit exceeded",
             Self::BadRequest(m) => m.detail(),
+            Self::Method(m) => m.detail(),
         }
     }
 
@@ -118,6 +156,7 @@ impl Refusal {
             Self::UpgradeNotAllowed => Some("upgrade-not-allowed"),
             Self::RateLimited => Some("rate-limit"),
             Self::BadRequest(m) => Some(m.audit_reason()),
+            Self::Method(m) => Some(m.audit_reason()),
             Self::NoRoute | Self::NoHealthyTarget | Self::ShuttingDown => None,
         }
     }

@@ -1,8 +1,10 @@
 //! What the proxy says about the client to the upstream: the trusted client address,
-//! `X-Forwarded-*` and `Forwarded`, the request ID, and the route's header policies.
+//! `X-Forwarded-*` and `Forwarded`, the request ID, and the route's header policies; and
+//! the hop-by-hop fields it removes in both directions (RFC 9110 §7.6.1).
 //!
 //! Client-supplied forwarding headers are believed only from configured trusted proxies;
-//! from anyone else they are replaced, never passed on.
+//! from anyone else they are replaced, never passed on. A `Connection` option never removes
+//! a field the proxy routes or frames by or writes itself.
 
 use std::net::IpAddr;
 
@@ -193,6 +195,90 @@ fn set_or_remove(headers: &mut impl HeaderEdit, name: &'static str, value: Optio
     }
 }
 
+/// Fields a `Connection` option cannot remove: what the request was routed and framed by,
+/// what carries the upgrade, and what the proxy writes itself (the request ID header, which
+/// is configurable, is passed separately). Lower case.
+const NOT_NOMINATABLE: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "traceparent",
+];
+
+/// Hop-by-hop request fields (RFC 9110 §7.6.1), removed whether or not `Connection` names
+/// them. Pingora removes them too; this keeps the rule when it does not. `Proxy-Authorization`
+/// holds credentials for a proxy that asked for them, which this one never does (§11.7.2):
+/// they must not reach the origin. `Connection` and `Upgrade` are left to Pingora, which
+/// writes them again for a WebSocket handshake.
+const REQUEST_HOP_BY_HOP: &[&str] = &[
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "proxy-authorization",
+    "http2-settings",
+];
+
+/// Hop-by-hop response fields. `Connection` is written by the proxy for its own connection
+/// with the client; `Upgrade` belongs to the connection unless the answer is the 101 that
+/// switches it. `Proxy-Authenticate` answers a `Proxy-Authorization` that never reaches
+/// the upstream.
+const RESPONSE_HOP_BY_HOP: &[&str] = &[
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "proxy-authenticate",
+    "http2-settings",
+];
+
+/// Removes from `req` (the request about to go upstream) the standard hop-by-hop fields and
+/// every field `original` (the client's request) names in `Connection`, except those in
+/// [`NOT_NOMINATABLE`] and `request_id` (the proxy writes it afterwards either way).
+pub(crate) fn strip_request_hop_by_hop(
+    original: &HeaderMap,
+    req: &mut impl HeaderEdit,
+    request_id: &str,
+) {
+    for name in REQUEST_HOP_BY_HOP {
+        req.remove(name);
+    }
+    for name in nominated(original, request_id) {
+        req.remove(name.as_str());
+    }
+}
+
+/// Removes from an upstream response the standard hop-by-hop fields and the fields its own
+/// `Connection` names; `switching` when it is the 101 of an upgrade, whose `Connection` and
+/// `Upgrade` the client needs.
+pub(crate) fn strip_response_hop_by_hop(resp: &mut impl HeaderEdit, switching: bool) {
+    for name in RESPONSE_HOP_BY_HOP {
+        resp.remove(name);
+    }
+    // The proxy writes the request ID after this, so it is not protected here.
+    for name in nominated(resp.map(), "") {
+        resp.remove(name.as_str());
+    }
+    if !switching {
+        resp.remove("connection");
+        resp.remove("upgrade");
+    }
+}
+
+/// The fields `headers`' `Connection` names, less the protected ones and `also_kept`
+/// (lower case). Allocates only when there are some.
+fn nominated(headers: &HeaderMap, also_kept: &str) -> Vec<HeaderName> {
+    crate::strict::connection_options(headers)
+        .filter_map(|o| HeaderName::from_bytes(o).ok())
+        .filter(|n| !NOT_NOMINATABLE.contains(&n.as_str()) && n.as_str() != also_kept)
+        .collect()
+}
+
 /// Applies a route's header policy, in the documented order: rename, remove, set, add.
 /// Names and values were validated when the configuration was loaded.
 pub(crate) fn apply_policy(policy: &HeaderPolicy, headers: &mut impl HeaderEdit) {
@@ -314,6 +400,89 @@ mod tests {
             h.get("x-forwarded-host").is_none(),
             "no host: removed, not kept"
         );
+    }
+
+    #[test]
+    fn connection_nominated_and_hop_by_hop_request_fields_are_removed() {
+        let original = headers(&[
+            ("connection", "close, X-Secret"),
+            (
+                "connection",
+                "x-forwarded-for, Forwarded, traceparent, x-request-id",
+            ),
+            (
+                "connection",
+                "host, content-length, upgrade, x-forwarded-host",
+            ),
+        ]);
+        let mut h = headers(&[
+            ("host", "a.example"),
+            ("content-length", "5"),
+            ("x-secret", "1"),
+            ("x-kept", "2"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("trailer", "x-t"),
+            ("proxy-authorization", "Basic dTpw"),
+            ("http2-settings", "AAMAAABk"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-host", "b.example"),
+            ("forwarded", "for=10.0.0.1"),
+            ("traceparent", "00-1-2-01"),
+            ("x-request-id", "abc"),
+            ("upgrade", "websocket"),
+        ]);
+        strip_request_hop_by_hop(&original, &mut h, "x-request-id");
+        let mut left: Vec<_> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(
+            left,
+            [
+                "content-length",
+                "forwarded",
+                "host",
+                "traceparent",
+                "upgrade",
+                "x-forwarded-for",
+                "x-forwarded-host",
+                "x-kept",
+                "x-request-id",
+            ]
+        );
+        // A request ID header of another name is not protected under `x-request-id`.
+        let mut h = headers(&[("x-request-id", "abc"), ("x-trace", "1")]);
+        let original = headers(&[("connection", "x-request-id, x-trace")]);
+        strip_request_hop_by_hop(&original, &mut h, "x-trace");
+        assert_eq!(
+            h.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["x-trace"]
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_response_fields_are_removed_except_on_a_101() {
+        let upstream = [
+            ("connection", "x-internal, Upgrade"),
+            ("x-internal", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("proxy-authenticate", "Basic"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("content-length", "3"),
+            ("x-public", "yes"),
+        ];
+        let mut h = headers(&upstream);
+        strip_response_hop_by_hop(&mut h, false);
+        let mut left: Vec<_> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-length", "x-public"]);
+        let mut h = headers(&upstream);
+        strip_response_hop_by_hop(&mut h, true);
+        assert_eq!(h["connection"], "x-internal, Upgrade");
+        assert_eq!(h["upgrade"], "h2c");
+        assert!(h.get("x-internal").is_none());
     }
 
     #[test]

@@ -40,11 +40,6 @@ pub(crate) fn declared_body_len(req: &RequestHeader) -> Option<u64> {
         .ok()
 }
 
-/// Whether the request asks for a protocol upgrade (WebSocket).
-pub(crate) fn is_upgrade(req: &RequestHeader) -> bool {
-    req.headers.contains_key(http::header::UPGRADE)
-}
-
 /// The value of cookie `name`.
 pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers

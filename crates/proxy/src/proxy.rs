@@ -24,7 +24,9 @@ use crate::agents::event;
 use crate::agents::verdict::{self, AgentState};
 use crate::audit::Rejection;
 use crate::errors::{Refusal, respond, status_of};
-use crate::forwarding::{Forwarding, apply_policy};
+use crate::forwarding::{
+    Forwarding, apply_policy, strip_request_hop_by_hop, strip_response_hop_by_hop,
+};
 use crate::header_deadline::HeaderDeadline;
 use crate::inference::Exchange;
 use crate::limits;
@@ -167,6 +169,9 @@ impl Zentinel {
         if let Some(m) = strict::check(req, raw.as_deref()) {
             return Some(Refusal::BadRequest(m));
         }
+        if let Some(m) = strict::refused_method(req) {
+            return Some(Refusal::Method(m));
+        }
         if let Some(r) = limits::check_head(&rt.config.limits, req) {
             return Some(r);
         }
@@ -193,7 +198,7 @@ impl Zentinel {
         ctx.span
             .record("route", rt.config.routes[found.index].id.as_str());
         let (route, rr) = rt.route(found.index);
-        if limits::is_upgrade(req) && !route.websocket {
+        if strict::asks_websocket(req) && !route.websocket {
             return Some(Refusal::UpgradeNotAllowed);
         }
         if limits::declared_body_len(req).is_some_and(|n| n > rr.max_body_bytes) {
@@ -359,6 +364,12 @@ impl ProxyHttp for Zentinel {
             .per_try_timeout
             .map_or(left, |per_try| per_try.min(left));
         let mut peer = new_peer(&rt, pool_index, t);
+        // `Connection` options are removed in `upstream_request_filter`, which never lets
+        // them remove what the proxy writes; Pingora's own removal refuses such requests
+        // after the upstream connection is made.
+        peer.options
+            .http_upstream_request_policy
+            .strip_connection_nominated = false;
         let connect = upstream.timeouts.connect.min(left);
         peer.options.connection_timeout = Some(connect);
         // `connect-ms` bounds the TCP connect and the TLS handshake together.
@@ -527,6 +538,9 @@ impl ProxyHttp for Zentinel {
             .get("host")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let header = self.request_id_header(ctx);
+        // First: nothing the proxy writes below can be removed by a `Connection` option.
+        strip_request_hop_by_hop(&session.req_header().headers, req, header.as_str());
         if let Some(f) = &ctx.forwarding {
             f.apply(req, proto, host.as_deref());
         }
@@ -539,7 +553,6 @@ impl ProxyHttp for Zentinel {
         {
             req.set_uri(req.uri.clone());
         }
-        let header = self.request_id_header(ctx);
         req.insert_header(header, ctx.request_id.as_str())?;
         req.insert_header("traceparent", ctx.trace.traceparent())?;
         if !ctx.forwarding.as_ref().is_some_and(|f| f.trusted_peer) {
@@ -575,6 +588,8 @@ impl ProxyHttp for Zentinel {
     ) -> Result<()> {
         let span = ctx.span.clone();
         async {
+            // First: the route's policy and agents may set any of these names again.
+            strip_response_hop_by_hop(resp, resp.status == http::StatusCode::SWITCHING_PROTOCOLS);
             if let Some(route) = ctx.route {
                 if matches!(resp.status.as_u16(), 502..=504) {
                     ctx.attempt.failed = true;

@@ -121,11 +121,12 @@ fn add_listeners(
     for (i, l) in config.listeners.iter().enumerate() {
         let mut proxy = pingora::proxy::HttpProxy::new(logic(i), server.configuration.clone());
         proxy.handle_init_modules();
-        if l.protocol == ListenerProtocol::H2c {
-            let mut o = HttpServerOptions::default();
-            o.h2c = true;
-            proxy.server_options = Some(o);
-        }
+        let mut o = HttpServerOptions::default();
+        o.h2c = l.protocol == ListenerProtocol::H2c;
+        // CONNECT reaches `request_filter`, which refuses it (`strict.rs`) with the request
+        // ID and an audit line; Pingora's own refusal has neither (and a 405 without `Allow`).
+        o.allow_connect_method_proxying = true;
+        proxy.server_options = Some(o);
         proxy.h2_options = Some(http2::options());
         let capped = Capped {
             inner: Arc::new(StreamBound {

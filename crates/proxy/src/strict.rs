@@ -4,14 +4,18 @@
 //! Pingora already refuses malformed lines, control bytes, unknown versions, bad or
 //! conflicting `Content-Length` values, a final coding other than `chunked`, `Transfer-Encoding`
 //! on HTTP/1.0, two `Host`s, userinfo and a `Host` that differs from an absolute-form target.
-//! This module refuses the rest (`docs/security.md` lists both, with the RFC sections). Pure
-//! functions over the parsed head and its raw bytes; they never panic on client input.
+//! This module refuses the rest (`docs/security.md` lists both, with the RFC sections), and
+//! the methods no route may forward. Pure functions over the parsed head and its raw bytes;
+//! they never panic on client input.
 
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::{HeaderMap, Version};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, Method, Version};
 use pingora::http::RequestHeader;
 
-use crate::errors::Malformed;
+use crate::errors::{Malformed, RefusedMethod};
+
+/// At most this many `Connection` options: each one costs a header removal.
+pub(crate) const MAX_CONNECTION_OPTIONS: usize = 16;
 
 /// Checks a request head. `raw` is the head as received (request line through the empty
 /// line) for HTTP/1 requests; `None` for HTTP/2, which has no such bytes.
@@ -19,7 +23,68 @@ pub(crate) fn check(req: &RequestHeader, raw: Option<&[u8]>) -> Option<Malformed
     if raw.is_some_and(has_bare_line_feed) {
         return Some(Malformed::BareLineFeed);
     }
-    framing(&req.headers, raw).err().or_else(|| host(req).err())
+    framing(&req.headers, raw)
+        .err()
+        .or_else(|| host(req).err())
+        .or_else(|| connection(&req.headers).err())
+}
+
+/// The methods refused whatever the route: `CONNECT` (the proxy does not tunnel) and `TRACE`
+/// (it would reflect the request, with what the proxy adds, back to the client).
+pub(crate) fn refused_method(req: &RequestHeader) -> Option<RefusedMethod> {
+    match req.method {
+        Method::CONNECT => Some(RefusedMethod::Connect),
+        Method::TRACE => Some(RefusedMethod::Trace),
+        _ => None,
+    }
+}
+
+/// Whether an HTTP/1 request asks to switch to WebSocket: some `Upgrade` element names it
+/// (any version suffix, any case). Other upgrades (`h2c`, ...) are not followed: Pingora
+/// drops their `Upgrade`, `Connection` and `HTTP2-Settings` fields and the request is
+/// served as it is (RFC 9110 §7.8 lets a server ignore `Upgrade`).
+pub(crate) fn asks_websocket(req: &RequestHeader) -> bool {
+    req.headers
+        .get_all(UPGRADE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|p| {
+            p.split(|&b| b == b'/')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii()
+        })
+        .any(|p| p.eq_ignore_ascii_case(b"websocket"))
+}
+
+/// Each `Connection` option is a token (RFC 9110 §7.6.1, §5.6.2), at most
+/// [`MAX_CONNECTION_OPTIONS`] of them. A quoted or otherwise decorated option would name a
+/// field no one can find, so the field it meant would be forwarded after all.
+fn connection(headers: &HeaderMap) -> Result<(), Malformed> {
+    let mut count = 0;
+    for option in connection_options(headers) {
+        count += 1;
+        if count > MAX_CONNECTION_OPTIONS || !option.iter().all(|&b| is_tchar(b)) {
+            return Err(Malformed::ConnectionOption);
+        }
+    }
+    Ok(())
+}
+
+/// The non-empty elements of every `Connection` line, trimmed (RFC 9110 §5.6.1: empty list
+/// elements are ignored).
+pub(crate) fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|o| !o.is_empty())
+}
+
+/// `tchar` of RFC 9110 §5.6.2.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// At most one `Content-Length` value; `Transfer-Encoding` only alone and only `chunked`.
@@ -250,5 +315,67 @@ mod tests {
         }
         let r = req(Version::HTTP_11, &[("host", b"a b")]);
         assert_eq!(check(&r, None), Some(Malformed::InvalidHost));
+    }
+
+    #[test]
+    fn connect_and_trace_are_refused() {
+        let with = |m: &str| RequestHeader::build(m, b"/", None).unwrap();
+        assert_eq!(
+            refused_method(&with("CONNECT")),
+            Some(RefusedMethod::Connect)
+        );
+        assert_eq!(refused_method(&with("TRACE")), Some(RefusedMethod::Trace));
+        for ok in ["GET", "POST", "OPTIONS", "PATCH", "PROPFIND", "connect"] {
+            assert_eq!(refused_method(&with(ok)), None, "{ok}");
+        }
+    }
+
+    #[test]
+    fn websocket_upgrades_are_told_from_others() {
+        for yes in [
+            &b"websocket"[..],
+            b"WebSocket",
+            b"h2c, websocket",
+            b"websocket/13",
+        ] {
+            assert!(asks_websocket(&h11(&[("upgrade", yes)])), "{yes:?}");
+        }
+        for no in [&b"h2c"[..], b"TLS/1.2", b"websockets", b""] {
+            assert!(!asks_websocket(&h11(&[("upgrade", no)])), "{no:?}");
+        }
+        assert!(!asks_websocket(&h11(&[])));
+    }
+
+    #[test]
+    fn connection_options_are_tokens_and_bounded() {
+        for ok in [
+            &b"close"[..],
+            b"Upgrade, HTTP2-Settings",
+            b"keep-alive, , x-a",
+            b"",
+        ] {
+            assert_eq!(check(&h11(&[("connection", ok)]), None), None, "{ok:?}");
+        }
+        for bad in [
+            &b"\"x-forwarded-for\""[..],
+            b":authority",
+            b"x-a;x-b",
+            b"a b",
+            b"x/y",
+        ] {
+            assert_eq!(
+                check(&h11(&[("connection", bad)]), None),
+                Some(Malformed::ConnectionOption),
+                "{bad:?}"
+            );
+        }
+        let limit = vec!["x"; MAX_CONNECTION_OPTIONS].join(", ");
+        let r = h11(&[("connection", limit.as_bytes()), ("connection", b",")]);
+        assert_eq!(check(&r, None), None);
+        let r = h11(&[("connection", limit.as_bytes()), ("connection", b"y")]);
+        assert_eq!(check(&r, None), Some(Malformed::ConnectionOption));
+        let two = h11(&[("connection", b" a ,b"), ("connection", b"c")]);
+        let options: Vec<_> = connection_options(&two.headers).collect();
+        assert_eq!(options, [&b"a"[..], b"b", b"c"]);
     }
 }
