@@ -503,8 +503,23 @@ def probe_malformed(conn, kind):
                 next_request_status=conn.statuses.get(3))
 
 
+def probe_methods(conn):
+    """CONNECT (authority only, RFC 9113 §8.5), TRACE, then a GET, on one connection."""
+    conn.handshake()
+    conn.request(1, [(":method", "CONNECT"), (":authority", "a.example:443")], end_stream=False)
+    conn.request(3, [(":method", "TRACE"), (":scheme", "http"), (":authority", "h2.test"),
+                     (":path", "/trace")])
+    conn.drain(until=lambda: all(s in conn.statuses or s in conn.resets for s in (1, 3)))
+    conn.request(5, get_headers("/after-methods"))
+    conn.drain(until=lambda: 5 in conn.statuses or 5 in conn.resets)
+    conn.report("methods", connect=conn.statuses.get(1), connect_reset=conn.resets.get(1),
+                trace=conn.statuses.get(3), trace_reset=conn.resets.get(3),
+                next_request_status=conn.statuses.get(5))
+
+
 PROBES = {
     "settings": probe_settings,
+    "methods": probe_methods,
     "get": probe_get,
     "rapid-reset": probe_rapid_reset,
     "rapid-reset-accepted": probe_rapid_reset_accepted,

@@ -342,3 +342,15 @@ fn malformed_requests_are_reset_and_never_forwarded() {
     }
     assert_eq!(get(addr, "normal.test", "/normal").status, 200);
 }
+
+#[test]
+fn connect_and_trace_are_refused_over_http2_and_never_forwarded() {
+    let up = MockUpstream::start("u");
+    let (_p, addr) = start(&up);
+    let seen = probe("methods", addr);
+    assert_eq!(seen["connect"], 501, "{seen}");
+    assert_eq!(seen["trace"], 501, "{seen}");
+    assert_eq!(seen["next_request_status"], 200, "{seen}");
+    let paths: Vec<_> = up.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/after-methods"], "{seen}");
+}

@@ -212,7 +212,8 @@ const NOT_NOMINATABLE: &[&str] = &[
 ];
 
 /// Hop-by-hop request fields (RFC 9110 §7.6.1), removed whether or not `Connection` names
-/// them. Pingora removes them too; this keeps the rule when it does not. `Proxy-Authorization`
+/// them. `TE` goes whatever its value: upstreams speak HTTP/1.1 only, where it is a
+/// property of this hop (an HTTP/2 upstream would need `te: trailers` for gRPC). Pingora removes them too; this keeps the rule when it does not. `Proxy-Authorization`
 /// holds credentials for a proxy that asked for them, which this one never does (§11.7.2):
 /// they must not reach the origin. `Connection` and `Upgrade` are left to Pingora, which
 /// writes them again for a WebSocket handshake.
