@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use zentinel_proxy::errors::Refusal;
+use zentinel_proxy::errors::{Refusal, RefusedMethod};
 
 fn zentinel(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_zentinel"))
@@ -245,6 +245,14 @@ fn statuses_and_reasons_are_the_proxys_own() {
             vec!["GET", "http://h.test/api/x", "-H", "upgrade: websocket"],
             Refusal::UpgradeNotAllowed,
         ),
+        (
+            vec!["TRACE", "http://h.test/api/x"],
+            Refusal::Method(RefusedMethod::Trace),
+        ),
+        (
+            vec!["CONNECT", "http://h.test/api/x"],
+            Refusal::Method(RefusedMethod::Connect),
+        ),
     ];
     for (args, refusal) in cases {
         let mut all = vec!["-c", c.path.to_str().unwrap()];
@@ -253,6 +261,16 @@ fn statuses_and_reasons_are_the_proxys_own() {
         assert_eq!(v["outcome"]["status"], refusal.status(), "{refusal:?}");
         assert_eq!(v["outcome"]["reason"], refusal.reason(), "{refusal:?}");
     }
+    // Any upgrade but WebSocket is dropped, not refused: the request is forwarded.
+    let v = json(&[
+        "-c",
+        c.path.to_str().unwrap(),
+        "GET",
+        "http://h.test/api/x",
+        "-H",
+        "upgrade: h2c",
+    ]);
+    assert_eq!(v["outcome"]["action"], "forward", "{v}");
     let many: Vec<String> = (0..101).map(|i| format!("x-{i}: v")).collect();
     let mut all = vec![
         "-c".to_owned(),

@@ -33,7 +33,7 @@ pub use handling::{
     AgentStep, BodyInspection, FailureModeSource, FilterStep, OnFailure, ProxyHeaders,
     RETRY_BUFFER_BYTES, RetryPlan, RouteHandling, TimeoutPlan, TryDeadlines, UpstreamPlan,
 };
-pub use limits::{LimitCheck, Outcome, Refusal};
+pub use limits::{LimitCheck, Outcome, Refusal, names_websocket, refused_method};
 pub use request::{RequestDescription, RequestError, Scheme};
 pub use routing::{ConditionCheck, MatchedBy, MatchedRoute, NearMiss, RankedRoute, Routing};
 

@@ -48,10 +48,12 @@ pub enum RefusedMethod {
 impl RefusedMethod {
     /// The short explanation in the body.
     pub fn detail(self) -> &'static str {
-        match self {
-            Self::Connect => "CONNECT is not supported: this proxy does not tunnel",
-            Self::Trace => "TRACE is not supported",
-        }
+        let method = match self {
+            Self::Connect => "CONNECT",
+            Self::Trace => "TRACE",
+        };
+        // The text `zentinel explain` gives, from the same function.
+        zentinel_config::explain::refused_method(method).unwrap_or("method not supported")
     }
 
     /// The reason named in the audit log.

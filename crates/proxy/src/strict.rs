@@ -47,14 +47,7 @@ pub(crate) fn asks_websocket(req: &RequestHeader) -> bool {
     req.headers
         .get_all(UPGRADE)
         .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(|p| {
-            p.split(|&b| b == b'/')
-                .next()
-                .unwrap_or_default()
-                .trim_ascii()
-        })
-        .any(|p| p.eq_ignore_ascii_case(b"websocket"))
+        .any(|v| zentinel_config::explain::names_websocket(v.as_bytes()))
 }
 
 /// Each `Connection` option is a token (RFC 9110 §7.6.1, §5.6.2), at most

@@ -1,7 +1,8 @@
 //! The limits that apply to the request, and every reason the proxy would answer it itself,
-//! in the order the proxy checks them: request target (414), header count and size (431),
-//! in-flight caps (503), route (404), upgrade (403), declared body (413), and an agent's body
-//! limit on a fail-closed route (413). Statuses and reasons are the proxy's own.
+//! in the order the proxy checks them: method (501 for CONNECT and TRACE), request target
+//! (414), header count and size (431), in-flight caps (503), route (404), WebSocket upgrade
+//! (403), declared body (413), and an agent's body limit on a fail-closed route (413).
+//! Statuses and reasons are the proxy's own.
 
 use serde::Serialize;
 
@@ -174,6 +175,17 @@ pub(super) fn refusals(
     upgrade_elsewhere: Option<&RouteId>,
 ) -> Vec<Refusal> {
     let mut out = Vec::new();
+    // Refused on every route, before any limit is looked at.
+    if let Some(reason) = refused_method(&req.method) {
+        out.push(Refusal {
+            status: 501,
+            reason,
+            cause: format!(
+                "{} is never forwarded: the proxy does not tunnel (CONNECT) or reflect requests (TRACE)",
+                req.method
+            ),
+        });
+    }
     let over = |key: &str| {
         limits
             .iter()
@@ -197,7 +209,12 @@ pub(super) fn refusals(
         out.push(no_route());
         return out;
     };
-    if let Some(upgrade) = &req.upgrade
+    // Only a WebSocket upgrade is followed; any other (`h2c`, …) is dropped and the request
+    // served as it is.
+    if let Some(upgrade) = req
+        .upgrade
+        .as_deref()
+        .filter(|u| names_websocket(u.as_bytes()))
         && !route.websocket
     {
         out.push(Refusal {
@@ -239,4 +256,28 @@ pub(super) fn refusals(
         }
     }
     out
+}
+
+/// The methods the proxy refuses on every route, with the explanation it answers with:
+/// `CONNECT` (it does not tunnel) and `TRACE` (it would reflect the request back).
+pub fn refused_method(method: &str) -> Option<&'static str> {
+    match method {
+        "CONNECT" => Some("CONNECT is not supported: this proxy does not tunnel"),
+        "TRACE" => Some("TRACE is not supported"),
+        _ => None,
+    }
+}
+
+/// Whether an `Upgrade` field value asks for WebSocket: one of its elements is `websocket`
+/// (any case, any `/version`). The proxy follows no other upgrade.
+pub fn names_websocket(upgrade: &[u8]) -> bool {
+    upgrade
+        .split(|&b| b == b',')
+        .map(|p| {
+            p.split(|&b| b == b'/')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii()
+        })
+        .any(|p| p.eq_ignore_ascii_case(b"websocket"))
 }
