@@ -1,19 +1,8 @@
-//! Any text given to the configuration loader yields a config or diagnostics — never a panic,
-//! and the diagnostics always render, in text and JSON.
+//! Any text given to the configuration loader yields a config or diagnostics — never a panic;
+//! the checks are in `checks/config_load.rs`, which the stable replay test runs too.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/config_load.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    match zentinel_config::load_str("fuzz.kdl", text) {
-        Ok(config) => {
-            let _ = config.to_json();
-            let _ = zentinel_config::RouteMatcher::new(&config);
-        }
-        Err(d) => {
-            let _ = d.to_string();
-            let _ = d.to_json().to_string();
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::check(data));
