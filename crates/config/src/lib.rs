@@ -21,6 +21,7 @@ mod freeform;
 pub mod loader;
 pub mod matcher;
 pub mod model;
+mod nesting;
 mod reader;
 pub mod schema;
 pub mod source;
@@ -84,6 +85,26 @@ pub fn load(
 
 /// Parses one file's KDL, turning syntax errors into problems.
 pub fn parse(file: source::SourceId, text: &str) -> Result<kdl::KdlDocument, Vec<Problem>> {
+    if let Some(too_deep) = nesting::check(text) {
+        let (offset, len, message) = match too_deep {
+            nesting::TooDeep::Blocks(at) => (
+                at,
+                1,
+                format!("blocks nested deeper than {} levels", nesting::MAX_DEPTH),
+            ),
+            nesting::TooDeep::Slashdash(at) => (
+                at,
+                2,
+                format!(
+                    "more than {} slashdash comments in a row",
+                    nesting::MAX_SLASHDASH_RUN
+                ),
+            ),
+        };
+        let mut p = Problem::new(Code::Syntax, Some(Span { file, offset, len }), message);
+        p.help = Some("the configuration language needs only a few levels".to_owned());
+        return Err(vec![p]);
+    }
     text.parse::<kdl::KdlDocument>().map_err(|err| {
         let mut out: Vec<Problem> = err
             .diagnostics
