@@ -1,7 +1,7 @@
 # One task runner for people and CI. `make test` is what `.ci/run` calls.
 CARGO ?= cargo
 
-.PHONY: setup run test fmt-check clippy unit validate-examples purity wasm browser playground docs fmt fuzz vectors
+.PHONY: setup run test fmt-check clippy unit validate-examples purity wasm browser playground docs fmt fuzz soak vectors
 
 ## Start the proxy on the built-in demo configuration.
 run: setup
@@ -55,10 +55,18 @@ docs:
 fmt:
 	$(CARGO) fmt --all
 
-## Fuzz the configuration loader and the agent frame decoder for 60 s each (needs nightly and cargo-fuzz).
+## Fuzz the configuration loader and the agent frame decoder for FUZZ_SECONDS (60) each (needs
+## nightly and cargo-fuzz). The working corpora (fuzz/corpus/, not committed) start from the
+## committed seeds (fuzz/seeds/<target>/, replayed by `cargo test`); add crashes to the seeds.
+FUZZ_SECONDS ?= 60
 fuzz:
-	mkdir -p fuzz/corpus/config_load && cd fuzz && $(CARGO) +nightly fuzz run config_load corpus/config_load ../examples -- -max_total_time=60 -dict=kdl.dict
-	mkdir -p fuzz/corpus/agent_frame && cd fuzz && $(CARGO) +nightly fuzz run agent_frame corpus/agent_frame -- -max_total_time=60
+	mkdir -p fuzz/corpus/config_load && cd fuzz && $(CARGO) +nightly fuzz run config_load corpus/config_load seeds/config_load ../examples -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -dict=kdl.dict
+	mkdir -p fuzz/corpus/agent_frame && cd fuzz && $(CARGO) +nightly fuzz run agent_frame corpus/agent_frame seeds/agent_frame -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
+
+## A bounded soak of the release binary behind nginx under wrk (not part of `make test`): RSS
+## must plateau and open descriptors return to baseline. SOAK_MINUTES=3 by default.
+soak:
+	scripts/soak.sh
 
 ## Regenerate the agent protocol's shared test vectors from the code.
 vectors:
