@@ -225,11 +225,12 @@ fn a_prompt_over_the_limit_is_answered_429_and_never_reaches_the_model() {
         s.llm.requests().is_empty(),
         "the model never got the prompt"
     );
+    let is_inference = |l: &serde_json::Value| l["reason"] == "inference";
+    wait_until(Duration::from_secs(5), "the inference audit line", || {
+        audit(s.proxy.dir()).iter().any(is_inference)
+    });
     let a = audit(s.proxy.dir());
-    let line = a
-        .iter()
-        .find(|l| l["reason"] == "inference")
-        .expect("audit line");
+    let line = a.iter().find(|l| is_inference(l)).expect("audit line");
     assert_eq!(line["limit"], "tokens-per-minute");
     assert_eq!(line["decision"], "reject");
     assert_eq!(line["key"], "header:authorization");
