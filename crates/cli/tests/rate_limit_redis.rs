@@ -79,6 +79,15 @@ fn wait_connected(r: &Running, filters: usize) {
     });
 }
 
+/// The audit log's lines.
+fn audit(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("audit.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 fn filter(id: &str, rest: &str, backend: &str) -> String {
     format!(r#"filter "{id}" {{ type "rate-limit"; {rest} backend "redis" {{ {backend} }}; }}"#)
 }
@@ -189,6 +198,44 @@ fn failures(r: &Running, filter: &str, reason: &str) -> f64 {
     value(&m, &s)
 }
 
+/// Each 503 of the `closed` filter (`n` so far, all timeouts) is counted on its route and
+/// filter, and audited naming the filter, its key and why the backend failed.
+fn closed_refusals_are_counted_and_audited(r: &Running, n: u8) {
+    let m = metrics(r.admin);
+    assert_eq!(
+        value(
+            &m,
+            r#"zentinel_rate_limit_total{route="closed",filter="closed",outcome="failed_closed"}"#
+        ),
+        f64::from(n),
+        "{m}"
+    );
+    assert_eq!(
+        value(
+            &m,
+            r#"zentinel_rate_limit_total{route="open",filter="open",outcome="failed_closed"}"#
+        ),
+        0.0
+    );
+    let refused = |r: &Running| -> Vec<serde_json::Value> {
+        audit(r.proxy.dir())
+            .into_iter()
+            .filter(|l| l["reason"] == "rate-limit-backend")
+            .collect()
+    };
+    wait_until(Duration::from_secs(5), "the 503 audit lines", || {
+        refused(r).len() == usize::from(n)
+    });
+    for l in refused(r) {
+        assert_eq!(l["decision"], "reject", "{l}");
+        assert_eq!(l["status"], 503, "{l}");
+        assert_eq!(l["filter"], "closed", "{l}");
+        assert_eq!(l["route"], "closed", "{l}");
+        assert_eq!(l["key"], "client-ip", "{l}");
+        assert_eq!(l["backend_failure"], "timeout", "{l}");
+    }
+}
+
 #[test]
 fn a_hung_then_dead_server_applies_each_failure_mode_within_the_timeout_then_recovers() {
     let mut redis = Redis::start();
@@ -216,6 +263,7 @@ fn a_hung_then_dead_server_applies_each_failure_mode_within_the_timeout_then_rec
             metrics(r.admin)
         );
     }
+    closed_refusals_are_counted_and_audited(&r, 3);
     // Three timeouts in a row tripped each filter's breaker: calls now fail at once.
     let t = Instant::now();
     assert_eq!(get(r.addr, "h.test", "/closed").status, 503);

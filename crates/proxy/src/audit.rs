@@ -61,7 +61,8 @@ pub(crate) struct Rejection<'a> {
     pub status: Option<u16>,
 }
 
-/// A request a rate-limit filter delayed or rejected.
+/// A request a rate-limit filter delayed or rejected (429), or refused (503) because its
+/// shared backend failed under `on-backend-failure "closed"`.
 #[derive(Debug)]
 pub(crate) struct Limited<'a> {
     /// The request's trace ID.
@@ -77,6 +78,10 @@ pub(crate) struct Limited<'a> {
     pub key: &'a str,
     /// `Some(wait)` for a delayed request, `None` for a rejected one.
     pub delay: Option<Duration>,
+    /// For a request refused with 503 because the filter's shared backend failed under
+    /// `on-backend-failure "closed"`: why the backend failed (`timeout`, `unavailable`,
+    /// `error`).
+    pub backend_failure: Option<&'a str>,
 }
 
 /// A request an `inference` block refused, or a key that crossed an `alert-only` budget.
@@ -106,17 +111,25 @@ impl AuditLog {
         if self.sink.is_off() {
             return;
         }
-        let line = serde_json::json!({
+        let (reason, status) = match (l.backend_failure, l.delay) {
+            (Some(_), _) => ("rate-limit-backend", Some(503)),
+            (None, Some(_)) => ("rate-limit", None),
+            (None, None) => ("rate-limit", Some(429)),
+        };
+        let mut line = serde_json::json!({
             "request_id": l.request_id,
             "route": l.route,
             "client": l.client.map(|ip| ip.to_string()),
             "decision": if l.delay.is_some() { "delay" } else { "reject" },
-            "reason": "rate-limit",
+            "reason": reason,
             "filter": l.filter,
             "key": l.key,
-            "status": if l.delay.is_some() { None } else { Some(429) },
+            "status": status,
             "delay_ms": l.delay.map(|d| d.as_secs_f64() * 1000.0),
         });
+        if let (Some(f), Some(fields)) = (l.backend_failure, line.as_object_mut()) {
+            fields.insert("backend_failure".to_owned(), f.into());
+        }
         self.emit(line);
     }
 

@@ -362,6 +362,8 @@ pub(crate) struct RateLimitCounters {
     pub delayed: AtomicU64,
     /// Answered 429.
     pub rejected: AtomicU64,
+    /// Answered 503: the shared backend failed and `on-backend-failure "closed"`.
+    pub failed_closed: AtomicU64,
 }
 
 impl RateLimitCounters {
@@ -370,12 +372,13 @@ impl RateLimitCounters {
         bump(counter);
     }
 
-    /// `(outcome, requests)` for the three outcomes.
-    pub(crate) fn read(&self) -> [(&'static str, u64); 3] {
+    /// `(outcome, requests)` for the four outcomes.
+    pub(crate) fn read(&self) -> [(&'static str, u64); 4] {
         [
             ("allowed", get(&self.allowed)),
             ("delayed", get(&self.delayed)),
             ("rejected", get(&self.rejected)),
+            ("failed_closed", get(&self.failed_closed)),
         ]
     }
 }

@@ -203,7 +203,7 @@ fn rate_limits(e: &mut Exposition, rt: &Runtime) {
     e.family(
         name,
         Kind::Counter,
-        "Requests through a rate-limit filter, by route, filter and outcome (allowed, delayed, rejected).",
+        "Requests through a rate-limit filter, by route, filter and outcome (allowed, delayed, rejected: 429, failed_closed: 503 because a shared backend failed under on-backend-failure closed).",
     );
     for ((route, filter), c) in rt.metrics.rate_limits() {
         for (outcome, n) in c.read() {
@@ -357,6 +357,7 @@ routes { route "r" { upstream "u"; filters "f"; } }"#;
         for line in [
             r#"zentinel_rate_limit_total{route="r",filter="f",outcome="allowed"} 0"#,
             r#"zentinel_rate_limit_total{route="r",filter="f",outcome="rejected"} 1"#,
+            r#"zentinel_rate_limit_total{route="r",filter="f",outcome="failed_closed"} 0"#,
             r#"zentinel_rate_limit_keys{filter="f"} 0"#,
         ] {
             assert!(out.lines().any(|l| l == line), "{line} missing in:\n{out}");

@@ -9,13 +9,10 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use super::{Ctx, Zentinel};
-use crate::audit::{Limited, Rejection};
+use crate::audit::Limited;
 use crate::errors::{Answer, Refusal, answer, explanation};
 use crate::limits;
-use crate::ratelimit::{self, KeyInput, Limiter, Quota, Shared, Take};
-
-/// The audit reason of a request refused because a shared filter's backend failed.
-const BACKEND_FAILED: &str = "rate-limit-backend";
+use crate::ratelimit::{self, Failure, KeyInput, Limiter, Quota, Shared, Take};
 
 /// Keeps the quota with the fewest requests left, for the response headers.
 fn tightest(kept: &mut Option<Quota>, q: Quota) {
@@ -66,8 +63,10 @@ impl Zentinel {
                         step.counters.count(&step.counters.allowed);
                         continue;
                     }
-                    Shared::Refused(_) => {
-                        self.backend_unavailable(session, ctx, limiter).await?;
+                    Shared::Refused(failure) => {
+                        step.counters.count(&step.counters.failed_closed);
+                        self.backend_unavailable(session, ctx, limiter, failure)
+                            .await?;
                         return Ok(true);
                     }
                 }
@@ -87,6 +86,7 @@ impl Zentinel {
                     filter: limiter.id.as_str(),
                     key: &limiter.key_kinds,
                     delay,
+                    backend_failure: None,
                 });
             }
             let c = &step.counters;
@@ -135,20 +135,23 @@ impl Zentinel {
     }
 
     /// Answers 503 for a shared filter whose backend failed with `on-backend-failure
-    /// "closed"`, and writes the audit line.
+    /// "closed"`, and writes the audit line (the caller counted it).
     async fn backend_unavailable(
         &self,
         session: &mut Session,
         ctx: &Ctx,
         limiter: &Limiter,
+        failure: Failure,
     ) -> Result<()> {
         let route = ctx.route.map(|i| ctx.rt.config.routes[i].id.as_str());
-        ctx.rt.audit_log.rejection(&Rejection {
-            request_id: Some(&ctx.request_id),
-            route,
+        ctx.rt.audit_log.limited(&Limited {
+            request_id: &ctx.request_id,
+            route: route.unwrap_or_default(),
             client: ctx.forwarding.as_ref().and_then(|f| f.client_ip),
-            reason: BACKEND_FAILED,
-            status: Some(503),
+            filter: limiter.id.as_str(),
+            key: &limiter.key_kinds,
+            delay: None,
+            backend_failure: Some(failure.as_str()),
         });
         tracing::debug!(filter = %limiter.id, "rate-limit backend failed: refusing (closed)");
         let a = Answer {
