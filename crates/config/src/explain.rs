@@ -72,6 +72,13 @@ pub struct RequestFacts {
     pub lookup_host: Option<String>,
     /// Path, as sent.
     pub path: String,
+    /// The path routed on and forwarded, after the proxy's one normalisation (escapes of
+    /// unreserved characters decoded, dot segments removed, `//` merged); `None` when the
+    /// path is refused.
+    pub normalized_path: Option<String>,
+    /// Why the path is refused (400), when it is: an encoded slash, a backslash, a control
+    /// byte, a malformed escape, `..` above the root or a dot segment with parameters.
+    pub path_refused: Option<&'static str>,
     /// Query, without `?`.
     pub query: Option<String>,
     /// Bytes of the request target (path and query): what `max-uri-bytes` limits.
@@ -212,6 +219,19 @@ pub fn explain(
 ) -> Result<Explanation, ExplainError> {
     let (l, choice) = choose_listener(config, listener, request)?;
     let wire = request.wire_headers();
+    // The proxy routes on (and forwards) the normalised path; a refused path is answered
+    // 400 before routing, and is shown routed as sent.
+    let normal = crate::path::normalize(&request.path);
+    let routed = match &normal {
+        Ok(p) if *p != request.path => {
+            let mut r = request.clone();
+            r.path = p.clone().into_owned();
+            std::borrow::Cow::Owned(r)
+        }
+        _ => std::borrow::Cow::Borrowed(request),
+    };
+    let sent = request;
+    let request = routed.as_ref();
     let view = Request {
         method: &request.method,
         host: Some(request.host()),
@@ -224,7 +244,9 @@ pub fn explain(
     // Routes that would match if the listener served every route: why a request 404s here.
     let all = l.routes.is_some().then(|| RouteMatcher::new(config));
     let everywhere = all.as_ref().map(|m| m.trace(&view));
-    let facts = facts(config, request, &wire, trace.host.clone());
+    let mut facts = facts(config, sent, &wire, trace.host.clone());
+    facts.normalized_path = normal.as_ref().ok().map(|p| p.clone().into_owned());
+    facts.path_refused = normal.as_ref().err().map(|e| e.detail());
     let routing = routing::explain(config, &trace, everywhere.as_ref(), &wire, request);
     let route = trace.found.map(|f| &config.routes[f.index]);
     let handling = route.and_then(|r| handling::explain(config, r, request, &facts));
@@ -384,6 +406,8 @@ fn facts(
         host: req.host().to_owned(),
         lookup_host,
         path: req.path.clone(),
+        normalized_path: None,
+        path_refused: None,
         query: req.query.clone(),
         target_bytes: req.target_len() as u64,
         header_count: wire.len() as u64,

@@ -22,6 +22,7 @@ pub mod loader;
 pub mod matcher;
 pub mod model;
 mod nesting;
+pub mod path;
 mod reader;
 pub mod schema;
 pub mod source;

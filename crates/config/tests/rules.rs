@@ -747,6 +747,44 @@ fn matches_validation() {
     assert_eq!(c, Code::InvalidValue);
 }
 
+/// Requests are routed on their normalised path, so a path condition that is not normal
+/// could never match: refused, with the normal spelling as the hint.
+#[test]
+fn path_conditions_are_written_normalised() {
+    for (cond, hint) in [
+        (r#"path "/a/./b""#, r#"write "/a/b""#),
+        (r#"path "/%7Euser""#, r#"write "/~user""#),
+        (r#"path-prefix "/api//v1/""#, r#"write "/api/v1/""#),
+        (r#"path-prefix "/x/../api/""#, r#"write "/api/""#),
+        (r#"path-prefix "/a%3a""#, r#"write "/a%3A""#),
+    ] {
+        let (c, loc, m, h) = one(&base("", "", &format!("matches {{ {cond}; }}"), ""));
+        assert_eq!(c, Code::InvalidValue, "{cond}");
+        assert!(m.contains("would never match"), "{cond}: {m}");
+        assert_eq!(h, hint, "{cond}");
+        assert!(loc.starts_with("4:"), "{cond}: {loc}");
+    }
+    for cond in [
+        r#"path "/a%2Fb""#,
+        r#"path-prefix "/../x""#,
+        r#"path-prefix "/a\\b""#,
+    ] {
+        let (c, _, m, _) = one(&base("", "", &format!("matches {{ {cond}; }}"), ""));
+        assert_eq!(c, Code::InvalidValue, "{cond}");
+        assert!(m.contains("refuses such paths with 400"), "{cond}: {m}");
+    }
+    // Normal spellings, and prefixes whose last segment may continue, are accepted.
+    let c = ok(&base(
+        "",
+        "",
+        r#"matches { path "/a%3Ab/"; path-prefix "/.well"; }"#,
+        "",
+    ));
+    assert_eq!(c.routes[0].matches.paths.len(), 2);
+    ok(&base("", "", r#"matches { path-prefix "/v1/."; }"#, ""));
+    ok(&base("", "", r#"matches { path-prefix "/v1/.."; }"#, ""));
+}
+
 #[test]
 fn retry_rules() {
     let c = ok(&base(

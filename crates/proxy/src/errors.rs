@@ -84,6 +84,8 @@ pub enum Malformed {
     InvalidHost,
     /// A `Connection` option that is not a token, or too many options.
     ConnectionOption,
+    /// A path the one normalisation before routing refuses (`zentinel_config::path`).
+    Path(zentinel_config::path::PathError),
 }
 
 impl Malformed {
@@ -97,6 +99,7 @@ impl Malformed {
             Self::MissingHost => "no Host header",
             Self::InvalidHost => "invalid Host header",
             Self::ConnectionOption => "invalid Connection header",
+            Self::Path(e) => e.detail(),
         }
     }
 
@@ -110,6 +113,7 @@ impl Malformed {
             Self::MissingHost => "missing-host",
             Self::InvalidHost => "invalid-host",
             Self::ConnectionOption => "invalid-connection",
+            Self::Path(e) => e.audit_reason(),
         }
     }
 }

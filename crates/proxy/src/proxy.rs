@@ -23,7 +23,7 @@ use crate::agents::body::{BodyState, Direction};
 use crate::agents::event;
 use crate::agents::verdict::{self, AgentState};
 use crate::audit::Rejection;
-use crate::errors::{Refusal, respond, status_of};
+use crate::errors::{Malformed, Refusal, respond, status_of};
 use crate::forwarding::{
     Forwarding, apply_policy, strip_request_hop_by_hop, strip_response_hop_by_hop,
 };
@@ -156,7 +156,7 @@ impl Zentinel {
 
     /// Finds the route and takes the in-flight slots; `Some(refusal)` when the request must be
     /// answered by the proxy.
-    fn admit(&self, session: &Session, ctx: &mut Ctx) -> Option<Refusal> {
+    fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Option<Refusal> {
         if self.draining.load(Ordering::Relaxed) {
             return Some(Refusal::ShuttingDown);
         }
@@ -177,6 +177,11 @@ impl Zentinel {
         }
         ctx.slots.0 = Slot::global(&rt);
         if ctx.slots.0.is_none() {
+        // One normalisation, then routing and forwarding both use its result.
+        if let Err(e) = strict::normalize_target(session.req_header_mut()) {
+            return Some(Refusal::BadRequest(Malformed::Path(e)));
+        }
+        let req = session.req_header();
             return Some(Refusal::Overloaded);
         }
         let host = req
@@ -544,15 +549,9 @@ impl ProxyHttp for Zentinel {
         if let Some(f) = &ctx.forwarding {
             f.apply(req, proto, host.as_deref());
         }
-        // An absolute-form target: Pingora has checked its authority equals Host, which
-        // routed it and is sent on as is; the upstream gets the origin form (RFC 9112
-        // §3.2.1) — the path Pingora parsed, that the route matched.
-        if !matches!(req.raw_path().first(), Some(b'/' | b'*'))
-            && req.method != http::Method::CONNECT
-            && req.raw_path_is_utf8()
-        {
-            req.set_uri(req.uri.clone());
-        }
+        // An absolute-form target was rewritten to origin form (RFC 9112 §3.2.1) by
+        // `strict::normalize_target` during admission, with the path the route matched;
+        // Pingora has checked its authority equals `Host`, which is sent on as is.
         req.insert_header(header, ctx.request_id.as_str())?;
         req.insert_header("traceparent", ctx.trace.traceparent())?;
         if !ctx.forwarding.as_ref().is_some_and(|f| f.trusted_peer) {

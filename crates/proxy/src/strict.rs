@@ -9,8 +9,12 @@
 //! they never panic on client input.
 
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderMap, Method, Version};
+use std::borrow::Cow;
+
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Uri, Version};
 use pingora::http::RequestHeader;
+use zentinel_config::path::PathError;
 
 use crate::errors::{Malformed, RefusedMethod};
 
@@ -27,6 +31,36 @@ pub(crate) fn check(req: &RequestHeader, raw: Option<&[u8]>) -> Option<Malformed
         .err()
         .or_else(|| host(req).err())
         .or_else(|| connection(&req.headers).err())
+}
+
+/// Rewrites the request target to the normalised path (`zentinel_config::path`) and its
+/// query, in origin form, whenever what would be forwarded differs from it: a path that
+/// normalises differently, an absolute-form target, or bytes Pingora kept verbatim. After it,
+/// the path routes are matched on is byte for byte the path the upstream receives.
+pub(crate) fn normalize_target(req: &mut RequestHeader) -> Result<(), PathError> {
+    let raw = req.uri.path();
+    let raw = if raw.is_empty() { "/" } else { raw };
+    let path = zentinel_config::path::normalize(raw)?;
+    let target_len = path.len() + req.uri.query().map_or(0, |q| q.len() + 1);
+    let same = matches!(path, Cow::Borrowed(_))
+        && req.raw_path_is_utf8()
+        && req.raw_path().len() == target_len
+        && req.raw_path().starts_with(path.as_bytes());
+    if same {
+        return Ok(());
+    }
+    let mut target = String::with_capacity(target_len);
+    target.push_str(&path);
+    if let Some(q) = req.uri.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let mut parts = req.uri.clone().into_parts();
+    parts.path_and_query =
+        Some(PathAndQuery::try_from(target).map_err(|_| PathError::NotAbsolute)?);
+    let uri = Uri::from_parts(parts).map_err(|_| PathError::NotAbsolute)?;
+    req.set_uri(uri);
+    Ok(())
 }
 
 /// The methods refused whatever the route: `CONNECT` (the proxy does not tunnel) and `TRACE`

@@ -235,6 +235,9 @@ fn path_conditions(
             let msg = format!("a path must start with '/', found \"{}\"", p.value);
             invalid(cx, p.span, msg, None);
             ok = false;
+        } else if let Some((msg, hint)) = not_normal(&p.value, exact) {
+            invalid(cx, p.span, msg, hint);
+            ok = false;
         } else if exact {
             paths.push(PathMatch::Exact(p.value));
         } else {
@@ -259,6 +262,33 @@ fn path_conditions(
         }
     }
     ok.then_some(paths)
+}
+
+/// Why a `path` (`exact`) or `path-prefix` could never match a request: the proxy routes
+/// on normalised paths ([`crate::path`]), so a condition must be written normalised too.
+/// A prefix is checked as the start of a path (`/v1/.` can still begin `/v1/.well-known`).
+fn not_normal(value: &str, exact: bool) -> Option<(String, Option<String>)> {
+    let probe = if exact {
+        value.to_owned()
+    } else {
+        format!("{value}x")
+    };
+    match crate::path::normalize(&probe) {
+        Ok(n) if n == probe => None,
+        Ok(n) => {
+            let written = if exact { &n } else { n.strip_suffix('x')? };
+            Some((
+                format!(
+                    "\"{value}\" would never match: requests are routed on their normalised path"
+                ),
+                Some(format!("write \"{written}\"")),
+            ))
+        }
+        Err(e) => Some((
+            format!("\"{value}\" would never match: the proxy refuses such paths with 400 ({e})"),
+            None,
+        )),
+    }
 }
 
 fn method_list(cx: &Cx<'_>, methods: Vec<Spanned<String>>) -> Option<Vec<String>> {

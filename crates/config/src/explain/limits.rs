@@ -174,37 +174,12 @@ pub(super) fn refusals(
     handling: Option<&RouteHandling>,
     upgrade_elsewhere: Option<&RouteId>,
 ) -> Vec<Refusal> {
-    let mut out = Vec::new();
-    // Refused on every route, before any limit is looked at.
-    if let Some(reason) = refused_method(&req.method) {
-        out.push(Refusal {
-            status: 501,
-            reason,
-            cause: format!(
-                "{} is never forwarded: the proxy does not tunnel (CONNECT) or reflect requests (TRACE)",
-                req.method
-            ),
-        });
-    }
+    let mut out = before_routing(limits, req);
     let over = |key: &str| {
         limits
             .iter()
             .find(|c| c.exceeded && c.setting.ends_with(key))
     };
-    let head = [
-        ("max-uri-bytes", 414, "request target too long"),
-        ("max-header-count", 431, "request headers too large"),
-        ("max-header-bytes", 431, "request headers too large"),
-    ];
-    for (key, status, reason) in head {
-        if let Some(c) = over(key) {
-            out.push(Refusal {
-                status,
-                reason,
-                cause: exceeded(c),
-            });
-        }
-    }
     let Some(route) = route else {
         out.push(no_route());
         return out;
@@ -254,6 +229,54 @@ pub(super) fn refusals(
                 ),
             });
         }
+    }
+    out
+}
+
+/// The refusals that come before routing, in the proxy's order: the method, the head limits,
+/// then the path normalisation.
+fn before_routing(limits: &[LimitCheck], req: &RequestFacts) -> Vec<Refusal> {
+    let mut out = Vec::new();
+    // Refused on every route, before any limit is looked at.
+    if let Some(reason) = refused_method(&req.method) {
+        out.push(Refusal {
+            status: 501,
+            reason,
+            cause: format!(
+                "{} is never forwarded: the proxy does not tunnel (CONNECT) or reflect requests (TRACE)",
+                req.method
+            ),
+        });
+    }
+    let over = |key: &str| {
+        limits
+            .iter()
+            .find(|c| c.exceeded && c.setting.ends_with(key))
+    };
+    let head = [
+        ("max-uri-bytes", 414, "request target too long"),
+        ("max-header-count", 431, "request headers too large"),
+        ("max-header-bytes", 431, "request headers too large"),
+    ];
+    for (key, status, reason) in head {
+        if let Some(c) = over(key) {
+            out.push(Refusal {
+                status,
+                reason,
+                cause: exceeded(c),
+            });
+        }
+    }
+    // The one path normalisation runs after the head limits, before routing.
+    if let Some(reason) = req.path_refused {
+        out.push(Refusal {
+            status: 400,
+            reason,
+            cause: format!(
+                "the path {:?} is refused by the normalisation every request goes through before routing",
+                req.path
+            ),
+        });
     }
     out
 }

@@ -137,3 +137,49 @@ fn limits_before_routing_come_before_the_404() {
     let statuses: Vec<u16> = e.refusals.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [414, 404]);
 }
+
+// Paths
+
+#[test]
+fn the_path_is_normalised_before_routing_and_ambiguous_paths_get_400() {
+    let c = simple(
+        r#"
+route "admin" { matches { path-prefix "/admin/"; }; upstream "u"; }
+route "rest" { upstream "u"; }
+"#,
+        "",
+    );
+    let e = ex(&c, "GET", "http://h.test/x/%2e%2e//%61dmin/y?q=%2F", &[]);
+    assert_eq!(matched(&e), Some("admin"));
+    assert_eq!(e.request.path, "/x/%2e%2e//%61dmin/y");
+    assert_eq!(e.request.normalized_path.as_deref(), Some("/admin/y"));
+    assert_eq!(e.request.path_refused, None);
+    assert!(matches!(e.outcome, Outcome::Forward { .. }));
+
+    for (url, reason) in [
+        ("http://h.test/admin%2Fy", "encoded slash (%2F) in the path"),
+        ("http://h.test/../admin/y", "the path climbs above the root"),
+        ("http://h.test/a\\b", "backslash in the path"),
+        (
+            "http://h.test/x/..;/admin/",
+            "dot segment with parameters in the path",
+        ),
+    ] {
+        let e = ex(&c, "GET", url, &[]);
+        let Outcome::Refuse(r) = &e.outcome else {
+            panic!("{url}: {:?}", e.outcome)
+        };
+        assert_eq!((r.status, r.reason), (400, reason), "{url}");
+        assert_eq!(e.request.normalized_path, None);
+        assert_eq!(e.request.path_refused, Some(reason));
+    }
+    // A URI over its limit is 414 first, as in the proxy.
+    let c = simple(
+        r#"route "rest" { upstream "u"; }"#,
+        "limits { max-uri-bytes 64; }",
+    );
+    let long = format!("http://h.test/../{}", "a".repeat(64));
+    let e = ex(&c, "GET", &long, &[]);
+    assert_eq!(status(&e), Some(414));
+    assert_eq!(e.refusals[1].status, 400);
+}

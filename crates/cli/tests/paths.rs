@@ -1,0 +1,178 @@
+//! End to end: the one path normalisation before routing. A route cannot be reached, or
+//! avoided, by encoding its path differently, and the upstream receives exactly the path the
+//! route matched. The rules are in `zentinel_config::path` and `docs/security.md`.
+
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code fails loudly"
+)]
+
+pub mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use support::{MockUpstream, Proxy, get, send_raw, wait_until};
+
+/// A proxy where `/admin/` goes to `admin` and everything else to `public`.
+fn start(protocol: &str) -> (Proxy, SocketAddr, MockUpstream, MockUpstream) {
+    let admin = MockUpstream::start("admin");
+    let public = MockUpstream::start("public");
+    let addr = support::free_addr();
+    let config = format!(
+        r#"listeners {{ listener "web" {{ address "{addr}"; protocol "{protocol}"; }} }}
+observability {{
+    access-log {{ destination "off"; }}
+    audit-log {{ destination "file"; path "audit.log"; }}
+}}
+upstreams {{
+    upstream "admin" {{ target "{}"; }}
+    upstream "public" {{ target "{}"; }}
+}}
+routes {{
+    route "admin" {{ matches {{ path-prefix "/admin/"; }}; upstream "admin"; }}
+    route "public" {{ upstream "public"; }}
+}}"#,
+        admin.addr(),
+        public.addr()
+    );
+    (Proxy::start(&config, &[addr]), addr, admin, public)
+}
+
+fn audit(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("audit.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn encodings_of_a_routed_path_reach_its_route_with_the_normal_path() {
+    let (_p, addr, admin, public) = start("http");
+    let cases = [
+        ("/admin/x", "/admin/x"),
+        ("/%61dmin/x", "/admin/x"),
+        ("/%61%64%6D%69%6E/x", "/admin/x"),
+        ("//admin/x", "/admin/x"),
+        ("/admin//x", "/admin/x"),
+        ("/public/../admin/x", "/admin/x"),
+        ("/public/%2e%2e/admin/x", "/admin/x"),
+        ("/public/%2E./admin/./x", "/admin/x"),
+        ("/./admin/x", "/admin/x"),
+        // The query is forwarded as sent, escapes and all.
+        ("/%61dmin/x?q=%2F..%2f&r=/../", "/admin/x?q=%2F..%2f&r=/../"),
+        // Other escapes keep their meaning; only their hex digits are upper-cased.
+        ("/admin/a%3ab%20c", "/admin/a%3Ab%20c"),
+        ("/admin/%252e%252e/x", "/admin/%252e%252e/x"),
+    ];
+    for (sent, forwarded) in cases {
+        let r = get(addr, "h", sent);
+        assert_eq!(r.status, 200, "{sent}: {}", r.text());
+        let got = admin.last_request().expect("admin got it");
+        assert_eq!(got.path, forwarded, "{sent}");
+    }
+    assert_eq!(admin.hits(), cases.len());
+    assert_eq!(public.hits(), 0, "no encoding of /admin/ went elsewhere");
+
+    // And the other way round: a path that only looks like the route after decoding
+    // something that is not decoded stays out of it.
+    for (sent, forwarded) in [
+        ("/admin", "/admin"),
+        ("/admin%3B/x", "/admin%3B/x"),
+        ("/admin/../public/y", "/public/y"),
+        ("/Admin/x", "/Admin/x"),
+    ] {
+        let r = get(addr, "h", sent);
+        assert_eq!(r.status, 200, "{sent}: {}", r.text());
+        assert_eq!(public.last_request().expect("public").path, forwarded);
+    }
+    assert_eq!(admin.hits(), cases.len());
+}
+
+#[test]
+fn ambiguous_paths_are_refused_before_any_upstream_is_involved() {
+    let (p, addr, admin, public) = start("http");
+    let cases = [
+        ("/admin%2fx", "path-encoded-slash"),
+        ("/x%2F..%2Fadmin/x", "path-encoded-slash"),
+        ("/admin\\x", "path-backslash"),
+        ("/x/..%5cadmin/x", "path-backslash"),
+        ("/admin/x%00.json", "path-control-byte"),
+        ("/admin/x%0d%0aSet-Cookie:%20a=b", "path-control-byte"),
+        ("/admin/%zz", "path-bad-percent"),
+        ("/admin/x%4", "path-bad-percent"),
+        ("/../admin/x", "path-above-root"),
+        ("/x/../../admin/x", "path-above-root"),
+        ("/%2e%2e/admin/x", "path-above-root"),
+        ("/public/..;/admin/x", "path-dot-segment-parameter"),
+        ("/public/.;a=b/admin/x", "path-dot-segment-parameter"),
+    ];
+    for (sent, _) in cases {
+        let raw = format!("GET {sent} HTTP/1.1\r\nHost: h\r\n\r\n");
+        let r = send_raw(addr, raw.as_bytes()).expect(sent);
+        assert_eq!(r.status, 400, "{sent}: {}", r.text());
+        assert!(r.header("x-request-id").is_some(), "{sent}");
+        assert_eq!(r.header("connection"), Some("close"), "{sent}");
+    }
+    assert_eq!(admin.connections() + public.connections(), 0);
+    wait_until(Duration::from_secs(5), "one audit line per refusal", || {
+        audit(p.dir()).len() >= cases.len()
+    });
+    let lines = audit(p.dir());
+    for (sent, reason) in cases {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["reason"] == reason && l["status"] == 400),
+            "{sent}: no {reason} line in {lines:?}"
+        );
+    }
+}
+
+#[test]
+fn absolute_form_targets_are_normalised_and_sent_in_origin_form() {
+    let (_p, addr, admin, _public) = start("http");
+    let raw = b"GET http://h/x/%2e%2e/%61dmin/y?z=1 HTTP/1.1\r\nHost: h\r\n\r\n";
+    let r = send_raw(addr, raw).expect("absolute form");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = admin.last_request().expect("admin got it");
+    assert_eq!(got.path, "/admin/y?z=1");
+    assert_eq!(got.header("host"), Some("h"));
+    let r = send_raw(addr, b"GET http://h/admin/y HTTP/1.1\r\nHost: h\r\n\r\n").expect("plain");
+    assert_eq!(r.status, 200);
+    assert_eq!(admin.last_request().expect("admin").path, "/admin/y");
+}
+
+/// HTTP/2 `:path` goes through the same normalisation (curl sends it as given).
+#[test]
+fn http2_paths_are_normalised_and_refused_alike() {
+    let (_p, addr, admin, public) = start("h2c");
+    let curl = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "--http2-prior-knowledge",
+                "--path-as-is",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{http_version}",
+            ])
+            .arg(format!("http://{addr}{path}"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("/public/../%61dmin//x"), "200 2");
+    assert_eq!(admin.last_request().expect("admin").path, "/admin/x");
+    assert_eq!(curl("/admin%2Fx"), "400 2");
+    assert_eq!(curl("/../admin/x"), "400 2");
+    assert_eq!(admin.hits(), 1);
+    assert_eq!(public.hits(), 0);
+}
