@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the build needs when they are missing: cmake (Pingora builds
 # zlib-ng with it), redis-server (the shared rate-limit tests start one of their own),
-# python3-h2 (the HTTP/2 abuse probes). The wasm toolchain is installed by
-# scripts/wasm-check.sh when used.
+# python3-h2 (the HTTP/2 abuse probes), varnish (its varnishtest runs tests/varnish/*.vtc).
+# The wasm toolchain is installed by scripts/wasm-check.sh when used.
 set -euo pipefail
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
@@ -14,10 +14,21 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)   # tests/rat
 # even where a pyenv or virtualenv python3 comes first on PATH.
 python3 -c 'import h2, hpack' >/dev/null 2>&1 || /usr/bin/python3 -c 'import h2, hpack' >/dev/null 2>&1 \
     || missing+=(python3-h2)
+command -v varnishtest >/dev/null 2>&1 || missing+=(varnish)   # tests/varnish.rs
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
     echo "==> installing ${missing[*]}"
     $sudo apt-get update -qq
+    # Only varnishtest is wanted from `varnish`: a policy-rc.d that refuses keeps its
+    # package scripts from starting varnishd (and redis-server's from starting a server)
+    # where none is in place already.
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+        $sudo chmod 755 "$policy"
+        trap '$sudo rm -f "$policy"' EXIT
+    fi
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
 fi

@@ -5,6 +5,7 @@
 mod agent_phases;
 mod filter_phases;
 mod inference_phases;
+mod upstream_head;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -304,6 +305,9 @@ impl ProxyHttp for Zentinel {
             ctx.forwarding = Some(forwarding);
             let listener = &ctx.rt.config.listeners[self.listener];
             session.set_keepalive(Some(listener.idle_timeout.as_secs().max(1)));
+            // Pipelined requests are answered one after the other, in order (RFC 9112
+            // §9.3.2); without this Pingora answers the first and drops the rest.
+            session.set_pipelining_enabled(true);
             match self.admit(session, ctx) {
                 Some(why) => self.refuse(session, ctx, why).await,
                 None => {
@@ -420,6 +424,13 @@ impl ProxyHttp for Zentinel {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        // A head Pingora's client lets through but the client must not get: 502, and the
+        // error keeps the upstream connection out of the pool.
+        let asked_websocket = ctx.route.is_some_and(|r| ctx.rt.config.routes[r].websocket)
+            && strict::asks_websocket(session.req_header());
+        if let Some(bad) = upstream_head::check(resp, asked_websocket) {
+            return Err(bad.error());
+        }
         if let (Some(route), Some(started)) = (ctx.route, ctx.attempt.started.take()) {
             let took = started.elapsed();
             ctx.attempt.upstream_time = Some(took);

@@ -12,6 +12,7 @@ pub mod llm;
 pub mod pki;
 mod proxy;
 pub mod redis;
+pub mod scripted;
 mod upstream;
 mod wire;
 
