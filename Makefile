@@ -55,13 +55,14 @@ docs:
 fmt:
 	$(CARGO) fmt --all
 
-## Fuzz the configuration loader and the agent frame decoder for FUZZ_SECONDS (60) each (needs
-## nightly and cargo-fuzz). The working corpora (fuzz/corpus/, not committed) start from the
+## Fuzz the configuration loader, the agent frame decoder and the path normalisation for
+## FUZZ_SECONDS (60) each (needs nightly and cargo-fuzz: `cargo install cargo-fuzz`). The working corpora (fuzz/corpus/, not committed) start from the
 ## committed seeds (fuzz/seeds/<target>/, replayed by `cargo test`); add crashes to the seeds.
 FUZZ_SECONDS ?= 60
 fuzz:
 	mkdir -p fuzz/corpus/config_load && cd fuzz && $(CARGO) +nightly fuzz run config_load corpus/config_load seeds/config_load ../examples -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -dict=kdl.dict
 	mkdir -p fuzz/corpus/agent_frame && cd fuzz && $(CARGO) +nightly fuzz run agent_frame corpus/agent_frame seeds/agent_frame -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
+	mkdir -p fuzz/corpus/path_normalize && cd fuzz && $(CARGO) +nightly fuzz run path_normalize corpus/path_normalize seeds/path_normalize -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
 
 ## A bounded soak of the release binary behind nginx under wrk (not part of `make test`): RSS
 ## must plateau and open descriptors return to baseline. SOAK_MINUTES=3 by default.

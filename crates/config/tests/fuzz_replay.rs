@@ -1,6 +1,7 @@
-//! Replays the `config_load` fuzz target's committed seed corpus (`fuzz/seeds/config_load/`,
-//! which keeps every input the fuzzer ever crashed on) and the examples through the same
-//! checks the target runs (`fuzz/checks/config_load.rs`), on stable, in every `cargo test`.
+//! Replays the committed seed corpora of the `config_load` and `path_normalize` fuzz targets
+//! (`fuzz/seeds/<target>/`, which keep every input the fuzzer ever crashed on) and the
+//! examples through the same checks the targets run (`fuzz/checks/`), on stable, in every
+//! `cargo test`.
 
 #![allow(
     clippy::panic,
@@ -11,6 +12,8 @@
 
 #[path = "../../../fuzz/checks/config_load.rs"]
 mod checks;
+#[path = "../../../fuzz/checks/path_normalize.rs"]
+mod path_checks;
 
 use std::path::{Path, PathBuf};
 
@@ -25,10 +28,14 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn replay(dir: &Path) -> usize {
+    replay_with(dir, checks::check)
+}
+
+fn replay_with(dir: &Path, check: fn(&[u8])) -> usize {
     let files = files(dir);
     for path in &files {
         let data = std::fs::read(path).unwrap();
-        if let Err(panic) = std::panic::catch_unwind(|| checks::check(&data)) {
+        if let Err(panic) = std::panic::catch_unwind(|| check(&data)) {
             let reason = panic
                 .downcast_ref::<String>()
                 .map(String::as_str)
@@ -50,4 +57,13 @@ fn seed_corpus_replays_cleanly() {
 fn examples_replay_cleanly() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     assert!(replay(&root) >= 1);
+}
+
+#[test]
+fn path_seed_corpus_replays_cleanly() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/path_normalize");
+    assert!(
+        replay_with(&root, path_checks::check) >= 18,
+        "the seed corpus has gone missing"
+    );
 }
