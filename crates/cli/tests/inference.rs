@@ -544,3 +544,66 @@ fn a_reload_keeps_the_usage_of_an_unchanged_block_and_a_changed_one_starts_afres
     assert_eq!(r.status, 200);
     assert_eq!(header_u64(&r, "x-inference-requests-remaining"), 3);
 }
+
+/// An origin answering every request `200` with `body` as `content_type`.
+fn origin(content_type: &str, body: &[u8]) -> MockUpstream {
+    let origin = MockUpstream::start("llm");
+    origin.set_response_header("content-type", content_type);
+    origin.set_body(Some(body));
+    origin
+}
+
+#[test]
+fn huge_reported_usage_saturates_and_is_charged_as_a_minute_of_debt() {
+    let max = u64::MAX;
+    let usage = format!(r#"{{"usage":{{"prompt_tokens":{max},"completion_tokens":{max}}}}}"#);
+    let o = origin("application/json", usage.as_bytes());
+    let s = start_to(o.addr(), MockLlm::start(), "tokens-per-minute 600;", "");
+    let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let allowed = r#"zentinel_inference_requests_total{route="openai",outcome="allowed"}"#;
+    settled(&s, allowed, 1);
+    // The prompt and completion sum saturates; the key owes a minute's worth (the most debt
+    // kept) and waits for it — rather than the settle overflowing and charging nothing.
+    let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(header_u64(&r, "x-inference-tokens-remaining"), 0);
+    let wait = header_u64(&r, "retry-after");
+    assert!(
+        (60..=61).contains(&wait),
+        "a minute of debt and one token: {wait}"
+    );
+    assert_eq!(
+        chat(&s, "b", &openai_body(1, false, false), &[]).status,
+        200,
+        "the proxy serves on"
+    );
+}
+
+#[test]
+fn a_streamed_delta_the_tokenizer_cannot_split_is_counted_by_the_estimate() {
+    // A million spaces before a word make tiktoken-rs panic (its regex gives up and the
+    // error is unwrapped); the delta is counted as a quarter of its bytes instead.
+    let text = format!("{}x", " ".repeat(1_000_000));
+    let chunk = json!({"choices": [{"delta": {"content": text}}]});
+    let body = format!("data: {chunk}\n\ndata: [DONE]\n\n");
+    let o = origin("text/event-stream", body.as_bytes());
+    let s = start_to(
+        o.addr(),
+        MockLlm::start(),
+        "tokens-per-minute 10000000;",
+        "",
+    );
+    let r = chat(&s, "a", &openai_body(1, true, false), &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body.len(),
+        body.len(),
+        "the answer streamed through whole"
+    );
+    settled(
+        &s,
+        r#"zentinel_inference_tokens_total{route="openai",kind="completion",source="deltas"}"#,
+        250_001,
+    );
+}

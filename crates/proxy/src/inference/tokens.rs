@@ -34,14 +34,35 @@ impl Counter {
         }
     }
 
-    /// The tokens of `text`.
+    /// The tokens of `text`; the estimate when no encoding applies, or when the encoder
+    /// panicked on it.
     pub(crate) fn count(self, text: &str) -> u64 {
-        let n = match self {
-            Self::O200k => bpe(&O200K, tiktoken_rs::o200k_base).map(|b| b.encode_ordinary(text)),
-            Self::Cl100k => bpe(&CL100K, tiktoken_rs::cl100k_base).map(|b| b.encode_ordinary(text)),
+        let b = match self {
+            Self::O200k => bpe(&O200K, tiktoken_rs::o200k_base),
+            Self::Cl100k => bpe(&CL100K, tiktoken_rs::cl100k_base),
             Self::Estimate => None,
         };
-        n.map_or_else(|| estimate(text.len()), |t| t.len() as u64)
+        b.and_then(|b| guarded(text, |t| b.encode_ordinary(t).len()))
+            .map_or_else(|| estimate(text.len()), |n| n as u64)
+    }
+}
+
+/// `encode(text)`, or `None` if it panicked. `tiktoken-rs` unwraps the result of its
+/// splitting regex, which gives up (a `fancy-regex` stack or backtrack limit) on
+/// pathological text such as a long run of one punctuation character: such a prompt, or
+/// streamed answer, is then counted by the estimate instead of failing the request. The
+/// encoder holds no state a panic could leave half-updated (its regex and vocabulary are
+/// read-only), so catching the unwind is sound.
+fn guarded(text: &str, encode: impl FnOnce(&str) -> usize) -> Option<usize> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| encode(text))) {
+        Ok(n) => Some(n),
+        Err(_) => {
+            tracing::warn!(
+                bytes = text.len(),
+                "the tokenizer failed on a text; counted by the estimate (a quarter of its bytes)"
+            );
+            None
+        }
     }
 }
 
@@ -91,6 +112,40 @@ mod tests {
         );
         assert_eq!(Counter::Estimate.count("hello world"), 3);
         assert_eq!(Counter::Cl100k.count(""), 0);
+    }
+
+    #[test]
+    fn a_panicking_encoder_falls_back_to_the_estimate() {
+        let text = "x".repeat(10);
+        #[allow(clippy::panic, reason = "the panic is the point")]
+        let n = guarded(&text, |_| panic!("the regex gave up"));
+        assert_eq!(n, None);
+        assert_eq!(guarded(&text, str::len), Some(10));
+    }
+
+    #[test]
+    fn pathological_text_is_counted_by_the_estimate_not_a_panic() {
+        // A million spaces before a word: the splitting regex (`\s+(?!\S)`) exceeds
+        // fancy-regex's backtrack limit, and tiktoken-rs unwraps that error. An answer's
+        // streamed delta can be this long (event lines are read up to 1 MiB).
+        let text = format!("{}x", " ".repeat(1_000_000));
+        for c in [Counter::Cl100k, Counter::O200k] {
+            c.count("");
+            let cell = if c == Counter::Cl100k {
+                &CL100K
+            } else {
+                &O200K
+            };
+            let b = cell.get().and_then(Option::as_ref);
+            let raw = b.map(|b| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.encode_ordinary(&text)))
+            });
+            assert!(
+                raw.is_some_and(|r| r.is_err()),
+                "{c:?}: the raw encoder panics on this text"
+            );
+            assert_eq!(c.count(&text), estimate(text.len()), "{c:?}");
+        }
     }
 
     #[test]

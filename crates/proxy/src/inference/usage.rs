@@ -69,9 +69,10 @@ impl Usage {
         let n = |k: &str| u.get(k).and_then(Value::as_u64);
         let input = n("prompt_tokens").or_else(|| {
             let base = n("input_tokens")?;
+            // The upstream's numbers: added without overflow.
             Some(
-                base + n("cache_creation_input_tokens").unwrap_or(0)
-                    + n("cache_read_input_tokens").unwrap_or(0),
+                base.saturating_add(n("cache_creation_input_tokens").unwrap_or(0))
+                    .saturating_add(n("cache_read_input_tokens").unwrap_or(0)),
             )
         });
         if let Some(i) = input.filter(|i| *i > 0 || self.input.is_none()) {
@@ -310,6 +311,26 @@ mod tests {
             ],
         );
         assert_eq!(cut.settle(99), (25, 2, Source::Deltas));
+    }
+
+    #[test]
+    fn huge_reported_numbers_saturate_instead_of_overflowing() {
+        let max = u64::MAX;
+        let u = scan(
+            "application/json",
+            &[&format!(
+                r#"{{"usage":{{"input_tokens":{max},"cache_creation_input_tokens":{max},"cache_read_input_tokens":7,"output_tokens":{max}}}}}"#
+            )],
+        );
+        assert_eq!(u.settle(1), (max, max, Source::Usage));
+        let u = scan(
+            "text/event-stream",
+            &[&format!(
+                "data: {{\"message\":{{\"usage\":{{\"input_tokens\":{},\"cache_read_input_tokens\":2}}}}}}\n",
+                max - 1
+            )],
+        );
+        assert_eq!(u.input, Some(max));
     }
 
     #[test]

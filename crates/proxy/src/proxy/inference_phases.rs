@@ -213,7 +213,8 @@ impl Zentinel {
         let crossed = inf.keyed.store.settle(
             key,
             charged,
-            input + output,
+            // Numbers the upstream reported: added without overflow.
+            input.saturating_add(output),
             tokio::time::Instant::now(),
             inference::unix_now(),
         );
