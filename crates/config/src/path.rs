@@ -105,26 +105,25 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
 /// Whether `raw` needs no rewrite; refuses the bytes that are refused wherever they are.
 fn is_normal(raw: &str) -> Result<bool, PathError> {
     let bytes = raw.as_bytes();
+    // The whole path is scanned even once it is known to need a rewrite: a refused byte
+    // anywhere refuses it.
+    let mut escapes_normal = true;
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
-        match b {
-            b'\\' => return Err(PathError::Backslash),
-            0..=0x1f | 0x7f => return Err(PathError::ControlByte),
-            b'%' => {
-                let (hi, lo) = (bytes.get(i + 1).copied(), bytes.get(i + 2).copied());
-                let value = escape(hi, lo)?;
-                if is_unreserved(value)
-                    || hi.is_some_and(|h| h.is_ascii_lowercase())
-                    || lo.is_some_and(|l| l.is_ascii_lowercase())
-                {
-                    return Ok(false);
-                }
-                i += 3;
-                continue;
-            }
-            _ => {}
+        refuse_raw(b)?;
+        if b == b'%' {
+            let (hi, lo) = (bytes.get(i + 1).copied(), bytes.get(i + 2).copied());
+            let value = escape(hi, lo)?;
+            escapes_normal &= !(is_unreserved(value)
+                || hi.is_some_and(|h| h.is_ascii_lowercase())
+                || lo.is_some_and(|l| l.is_ascii_lowercase()));
+            i += 3;
+        } else {
+            i += 1;
         }
-        i += 1;
+    }
+    if !escapes_normal {
+        return Ok(false);
     }
     // The first byte is `/`, so every segment follows one. An empty last segment is a
     // trailing slash, which is normal.
@@ -157,6 +156,15 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// Refuses a byte that is refused wherever it appears unencoded.
+fn refuse_raw(b: u8) -> Result<(), PathError> {
+    match b {
+        b'\\' => Err(PathError::Backslash),
+        0..=0x1f | 0x7f => Err(PathError::ControlByte),
+        _ => Ok(()),
+    }
+}
+
 /// The byte the escape `%` `hi` `lo` stands for; refuses a malformed escape and the escapes
 /// of `/`, `\` and control bytes.
 fn escape(hi: Option<u8>, lo: Option<u8>) -> Result<u8, PathError> {
@@ -184,6 +192,7 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b != b'%' {
+            refuse_raw(b)?;
             out.push(char::from(b));
             i += 1;
             continue;
@@ -321,6 +330,8 @@ mod tests {
             ("/a%7f", ControlByte),
             ("/a\0b", ControlByte),
             ("/a\tb", ControlByte),
+            ("/a%fff\u{1c}b", ControlByte),
+            ("/%61\\b", Backslash),
             ("/a%", BadPercent),
             ("/a%4", BadPercent),
             ("/a%zz", BadPercent),
