@@ -433,8 +433,8 @@ fn an_enforced_budget_refuses_until_the_period_ends_and_alert_only_logs_once() {
     assert_eq!(r.status, 200);
     assert_eq!(
         header_u64(&r, "x-inference-budget-remaining"),
-        50,
-        "the tighter budget"
+        50 - PROMPT_TOKENS,
+        "the tighter budget, the prompt's estimate reserved"
     );
     settled(
         &s,
@@ -472,28 +472,145 @@ fn an_enforced_budget_refuses_until_the_period_ends_and_alert_only_logs_once() {
 }
 
 #[test]
-fn an_error_answer_without_usage_costs_nothing() {
+fn an_error_answer_without_usage_keeps_the_estimate_charged() {
     let origin = MockUpstream::start("llm");
-    origin.set_status(503);
+    origin.set_status(502);
     origin.set_response_header("content-type", "application/json");
-    origin.set_body(Some(br#"{"error":{"message":"overloaded"}}"#));
+    origin.set_body(Some(br#"{"error":{"message":"bad gateway"}}"#));
     let s = start_to(origin.addr(), MockLlm::start(), "tokens-per-minute 20;", "");
-    // Each prompt is charged 8 of 20 before it is forwarded; were the failed exchanges not
-    // given back, the third would be refused.
+    // Each prompt is charged 8 of 20 before it is forwarded. The upstream received it (the
+    // model may have run) and reported no usage: the estimate stays charged.
     let series =
         |o: &str| format!(r#"zentinel_inference_requests_total{{route="openai",outcome="{o}"}}"#);
-    for i in 1..=5 {
+    for (i, left) in [(1, 12), (2, 4)] {
         let r = chat(&s, "a", &openai_body(1, false, false), &[]);
-        assert_eq!(r.status, 503, "{}", r.text());
-        assert!(r.text().contains("overloaded"), "the origin's own answer");
-        assert_eq!(
-            header_u64(&r, "x-inference-tokens-remaining"),
-            20 - PROMPT_TOKENS
-        );
+        assert_eq!(r.status, 502, "{}", r.text());
+        assert!(r.text().contains("bad gateway"), "the origin's own answer");
+        assert_eq!(header_u64(&r, "x-inference-tokens-remaining"), left);
         settled(&s, &series("allowed"), i);
     }
-    assert_eq!(origin.hits(), 5);
-    assert_eq!(value(&metrics(s.admin), &series("tokens-per-minute")), 0);
+    let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(origin.hits(), 2);
+    let estimate =
+        r#"zentinel_inference_tokens_total{route="openai",kind="prompt",source="estimate"}"#;
+    assert_eq!(value(&metrics(s.admin), estimate), 2 * PROMPT_TOKENS);
+}
+
+#[test]
+fn a_client_that_leaves_after_the_upstream_received_the_prompt_is_charged() {
+    let origin = MockUpstream::start("llm");
+    origin.set_behaviour(support::Behaviour::Hang);
+    let s = start_to(origin.addr(), MockLlm::start(), "tokens-per-minute 20;", "");
+    let body = openai_body(1, false, false).to_string();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: llm.test\r\nAuthorization: Bearer a\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut c = support::RawConn::connect(s.addr).expect("connect");
+    c.send(format!("{head}{body}").as_bytes()).expect("send");
+    wait_until(
+        Duration::from_secs(5),
+        "the upstream to get the prompt",
+        || origin.hits() == 1,
+    );
+    // Gone before any answer.
+    drop(c);
+    let estimate =
+        r#"zentinel_inference_tokens_total{route="openai",kind="prompt",source="estimate"}"#;
+    settled(&s, estimate, PROMPT_TOKENS);
+    // 8 of 20 charged: the same prompt fits once more, not twice.
+    origin.set_behaviour(support::Behaviour::Respond);
+    origin.set_response_header("content-type", "application/json");
+    origin.set_body(Some(
+        br#"{"usage":{"prompt_tokens":8,"completion_tokens":0}}"#,
+    ));
+    let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(header_u64(&r, "x-inference-tokens-remaining"), 4);
+    let r = chat(&s, "a", &openai_body(1, false, false), &[]);
+    assert_eq!(r.status, 429, "{}", r.text());
+}
+
+#[test]
+fn a_prompt_over_what_is_left_of_an_enforced_budget_is_refused_and_budgets_are_metrics() {
+    let s = start(
+        r#"budget "hourly" { limit 40; }; budget "daily" { limit 25; mode "alert-only"; }"#,
+        "",
+    );
+    let m = metrics(s.admin);
+    let series = |name: &str, period: &str| {
+        format!(r#"zentinel_inference_{name}{{route="openai",period="{period}"}}"#)
+    };
+    let (tokens, reached) = ("budget_tokens_total", "budget_keys_reached");
+    for p in ["hourly", "daily"] {
+        assert!(m.contains(&format!("{} 0\n", series(tokens, p))), "{m}");
+        assert!(m.contains(&format!("{} 0\n", series(reached, p))), "{m}");
+    }
+    assert!(
+        !m.contains(&series(tokens, "monthly")),
+        "only configured periods"
+    );
+    // 10 (the mock's prompt count) + 10 charged to each budget.
+    assert_eq!(
+        chat(&s, "a", &openai_body(10, false, false), &[]).status,
+        200
+    );
+    settled(&s, &series(tokens, "hourly"), 20);
+    assert_eq!(value(&metrics(s.admin), &series(reached, "hourly")), 0);
+    // 20 left of the hourly budget: a prompt counted at more is refused before it is sent,
+    // until the hour ends.
+    let long = "lorem ipsum dolor sit amet ".repeat(4);
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": long}]});
+    let r = chat(&s, "a", &body, &[]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(
+        r.text().contains("over what is left of the token budget"),
+        "{}",
+        r.text()
+    );
+    let wait = header_u64(&r, "retry-after");
+    assert!((1..=3600).contains(&wait), "until the hour ends: {wait}");
+    assert_eq!(s.llm.requests().len(), 1, "the model never got it");
+    let lines = audit_lines(s.proxy.dir(), 1);
+    let refusal = lines.iter().find(|l| l["status"] == 429).expect("refusal");
+    assert_eq!(refusal["limit"], "budget-hourly");
+    let counted = refusal["prompt_tokens"].as_u64().unwrap();
+    assert!((21..=40).contains(&counted), "{counted}");
+    // A short prompt fits: 20 + 10 + 1 used, the daily alert-only budget reached.
+    assert_eq!(
+        chat(&s, "a", &openai_body(1, false, false), &[]).status,
+        200
+    );
+    settled(&s, &series(reached, "daily"), 1);
+    // 9 left: 8 fit, and 10 + 20 used reach the hourly budget too.
+    assert_eq!(
+        chat(&s, "a", &openai_body(20, false, false), &[]).status,
+        200
+    );
+    settled(&s, &series(reached, "hourly"), 1);
+    let m = metrics(s.admin);
+    assert_eq!(value(&m, &series(tokens, "hourly")), 61, "{m}");
+    assert_eq!(value(&m, &series(tokens, "daily")), 61, "{m}");
+    assert_eq!(
+        value(
+            &m,
+            r#"zentinel_inference_requests_total{route="openai",outcome="budget-hourly"}"#
+        ),
+        1
+    );
+    // Another key: a prompt over the whole budget can never pass.
+    let longer = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "lorem ipsum dolor sit amet ".repeat(10)}]});
+    let r = chat(&s, "b", &longer, &[]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("the prompt alone is over the route's token budget"),
+        "{}",
+        r.text()
+    );
+    assert!(r.header("retry-after").is_none(), "waiting cannot help");
 }
 
 /// Sends SIGHUP with `text` as the new configuration and waits for the outcome line.

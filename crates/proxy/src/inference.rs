@@ -109,6 +109,11 @@ pub(crate) struct Exchange {
     pub prompt: Option<Prompt>,
     /// Tokens charged before forwarding.
     pub charged: u64,
+    /// When they were charged (Unix seconds): the budget periods they were reserved in.
+    pub charged_at: u64,
+    /// Whether the complete body passed every request filter and was handed to the
+    /// upstream connection: from then on the prompt may have reached the model.
+    pub forwarded: bool,
     /// Reads the answer's usage, once its headers arrived.
     pub scanner: Option<Scanner>,
     /// The upstream's status.
@@ -125,6 +130,8 @@ impl Exchange {
             body: BytesMut::new(),
             prompt: None,
             charged: 0,
+            charged_at: 0,
+            forwarded: false,
             scanner: None,
             status: 0,
             refused: false,
@@ -139,18 +146,19 @@ impl Exchange {
         )
     }
 
-    /// (prompt, completion, source) to charge when the exchange ends. An exchange the
-    /// upstream never answered, or answered with an error without usage, costs nothing.
+    /// (prompt, completion, source) to charge when the exchange ends: the usage the answer
+    /// reported (or its streamed deltas) when it did; otherwise the prompt's estimate once
+    /// the prompt was forwarded — whether the upstream then answered, failed, or the client
+    /// left first, the model may have run — and nothing for a prompt that never left the
+    /// proxy.
     pub(crate) fn used(self) -> (u64, u64, Source) {
         let estimate = self.prompt.as_ref().map_or(0, |p| p.tokens);
-        let Some(scanner) = self.scanner else {
-            return (0, 0, Source::Estimate);
-        };
-        let (input, output, source) = scanner.finish().settle(estimate);
-        if source == Source::Estimate && self.status >= 400 {
-            return (0, 0, Source::Estimate);
+        let read = self.scanner.map(|s| s.finish().settle(estimate));
+        match read {
+            Some(used @ (_, _, Source::Usage | Source::Deltas)) => used,
+            _ if self.forwarded => (estimate, 0, Source::Estimate),
+            _ => (0, 0, Source::Estimate),
         }
-        (input, output, source)
     }
 }
 
@@ -206,6 +214,8 @@ pub(crate) struct InferenceCounters {
     estimated: AtomicU64,
     /// `alert-only` budgets crossed, by period.
     alerts: [AtomicU64; 3],
+    /// Tokens charged against budgets, by period (counted only for configured periods).
+    budget_tokens: [AtomicU64; 3],
 }
 
 const REFUSALS: [Exceeded; 5] = [
@@ -247,6 +257,17 @@ impl InferenceCounters {
         add(&self.completion[i], completion);
     }
 
+    /// `tokens` charged against the budget of `period`.
+    pub(crate) fn budget_charged(&self, period: BudgetPeriod, tokens: u64) {
+        self.budget_tokens[index(&PERIODS, &period)]
+            .fetch_add(tokens, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Tokens charged against the budget of `period`.
+    pub(crate) fn budget_tokens(&self, period: BudgetPeriod) -> u64 {
+        get(&self.budget_tokens[index(&PERIODS, &period)])
+    }
+
     pub(crate) fn alert(&self, period: BudgetPeriod) {
         bump(&self.alerts[index(&PERIODS, &period)]);
     }
@@ -284,5 +305,49 @@ impl InferenceCounters {
             .iter()
             .zip(&self.alerts)
             .map(|(p, c)| (p.as_str(), get(c)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zentinel_config::model::{Provider, Tokenizer};
+
+    use super::*;
+
+    /// An exchange whose prompt was counted at 8 and charged; `answer` is the upstream's
+    /// answer, if one arrived (content type, body).
+    fn exchange(forwarded: bool, answer: Option<(&str, &str)>) -> Exchange {
+        let mut ex = Exchange::new(1, Left::default());
+        ex.prompt = Some(prompt::count(
+            Provider::OpenAi,
+            Tokenizer::Cl100kBase,
+            br#"{"messages":[{"role":"user","content":"hello world"}]}"#,
+        ));
+        ex.charged = 8;
+        ex.forwarded = forwarded;
+        if let Some((ty, body)) = answer {
+            let mut s = Scanner::new(Some(ty), None, Counter::Cl100k);
+            s.feed(body.as_bytes());
+            ex.scanner = Some(s);
+            ex.status = 502;
+        }
+        ex
+    }
+
+    #[test]
+    fn the_estimate_stays_charged_once_the_prompt_was_forwarded() {
+        // Connect failure, refusal before forwarding: given back.
+        assert_eq!(exchange(false, None).used(), (0, 0, Source::Estimate));
+        // The client left, or the upstream failed, after the prompt went out.
+        assert_eq!(exchange(true, None).used(), (8, 0, Source::Estimate));
+        let error = ("application/json", r#"{"error":"bad gateway"}"#);
+        assert_eq!(exchange(true, Some(error)).used(), (8, 0, Source::Estimate));
+        // A real usage always wins.
+        let usage = (
+            "application/json",
+            r#"{"usage":{"prompt_tokens":3,"completion_tokens":4}}"#,
+        );
+        assert_eq!(exchange(true, Some(usage)).used(), (3, 4, Source::Usage));
+        assert_eq!(exchange(false, Some(usage)).used(), (3, 4, Source::Usage));
     }
 }

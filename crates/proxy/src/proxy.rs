@@ -532,7 +532,9 @@ impl ProxyHttp for Zentinel {
             // Before the agents: they see the body once it has been counted.
             self.inference_body(body, end_of_stream, ctx).await?;
             self.body_agents(Direction::Request, session, body, end_of_stream, ctx)
-                .await
+                .await?;
+            Self::inference_forwarded(ctx, end_of_stream);
+            Ok(())
         }
         .instrument(span)
         .await

@@ -3,7 +3,9 @@
 use crate::metrics::text::{Exposition, Kind};
 use crate::runtime::Runtime;
 
-/// Requests, tokens, estimates, budget alerts and keys of every route's `inference` block.
+/// Requests, tokens, estimates, budgets and keys of every route's `inference` block. No
+/// series is labelled by key: budgets are summed over keys (tokens charged) or counted
+/// (keys that reached a limit).
 pub(crate) fn render(e: &mut Exposition, rt: &Runtime) {
     let all = rt.metrics.inferences();
     let name = "zentinel_inference_requests_total";
@@ -53,6 +55,7 @@ pub(crate) fn render(e: &mut Exposition, rt: &Runtime) {
             e.sample(name, &[("route", route.as_str()), ("period", period)], n);
         }
     }
+    budgets(e, rt);
     let name = "zentinel_inference_keys";
     e.family(
         name,
@@ -63,6 +66,41 @@ pub(crate) fn render(e: &mut Exposition, rt: &Runtime) {
         if let Some(inf) = &r.inference {
             let route = rt.config.routes[i].id.as_str();
             e.sample(name, &[("route", route)], inf.keyed.store.keys());
+        }
+    }
+}
+
+/// Budgets by route and period, summed over keys: never a series per key.
+fn budgets(e: &mut Exposition, rt: &Runtime) {
+    let name = "zentinel_inference_budget_tokens_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Tokens charged against budgets when exchanges ended, by route and period (each configured period of a route counts every exchange's tokens), summed over keys.",
+    );
+    for (i, r) in rt.routes.iter().enumerate() {
+        if let Some(inf) = &r.inference {
+            let route = rt.config.routes[i].id.as_str();
+            for b in &inf.settings().budgets {
+                let n = inf.counters.budget_tokens(b.period);
+                e.sample(name, &[("route", route), ("period", b.period.as_str())], n);
+            }
+        }
+    }
+    let name = "zentinel_inference_budget_keys_reached";
+    e.family(
+        name,
+        Kind::Gauge,
+        "Keys whose use in the current period reached the budget's limit, by route and period (enforce: refused until the period ends; alert-only: alerted).",
+    );
+    let unix = crate::inference::unix_now();
+    for (i, r) in rt.routes.iter().enumerate() {
+        if let Some(inf) = &r.inference {
+            let route = rt.config.routes[i].id.as_str();
+            for b in &inf.settings().budgets {
+                let n = inf.keyed.store.reached(b.period, unix);
+                e.sample(name, &[("route", route), ("period", b.period.as_str())], n);
+            }
         }
     }
 }

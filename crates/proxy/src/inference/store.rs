@@ -1,5 +1,10 @@
 //! What each key of an `inference` block has used: a token bucket, a request bucket and its
-//! budgets, in a bounded map that forgets the least recently used key.
+//! budgets, in a bounded map that forgets the least recently used key (budgets included:
+//! they live in the key's entry).
+//!
+//! A prompt's estimate is charged to the token bucket and reserved on every budget before
+//! the request is forwarded; when the exchange ends, the reservation is replaced by what
+//! was really used (or given back, for a prompt that never reached the upstream).
 //!
 //! Buckets refill continuously: a full minute's worth at most, gained over a minute. The
 //! token bucket may go into debt when an answer used more than its prompt's estimate (at
@@ -73,20 +78,58 @@ impl Bucket {
 struct BudgetUse {
     /// Start of the period counted (Unix seconds).
     period: u64,
+    /// Tokens used, and estimates reserved by exchanges not yet settled.
     used: u64,
-    /// Whether the crossing of an `alert-only` limit was reported this period.
-    alerted: bool,
+    /// Whether settled use reached the limit this period (an `alert-only` crossing is
+    /// reported then, once).
+    reached: bool,
 }
 
 impl BudgetUse {
-    /// Forgets a past period's use.
-    fn roll(&mut self, p: BudgetPeriod, unix: u64) {
+    /// Forgets a past period's use; `Some(start of that period)` when it had reached its
+    /// limit.
+    fn roll(&mut self, p: BudgetPeriod, unix: u64) -> Option<u64> {
         let start = period::start(p, unix);
-        if self.period != start {
-            *self = Self {
-                period: start,
-                ..Self::default()
-            };
+        if self.period == start {
+            return None;
+        }
+        let was = self.reached.then_some(self.period);
+        *self = Self {
+            period: start,
+            ..Self::default()
+        };
+        was
+    }
+}
+
+/// Keys whose use reached a budget's limit, per period slot: `(period start, keys)`. Only
+/// the current period counts; a new period starts from none.
+#[derive(Debug, Default)]
+struct Reached(Mutex<[(u64, u64); 3]>);
+
+impl Reached {
+    fn add(&self, i: usize, start: u64) {
+        let mut r = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if r[i].0 != start {
+            r[i] = (start, 0);
+        }
+        r[i].1 += 1;
+    }
+
+    fn remove(&self, i: usize, start: u64) {
+        let mut r = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if r[i].0 == start {
+            r[i].1 = r[i].1.saturating_sub(1);
+        }
+    }
+
+    fn get(&self, p: BudgetPeriod, unix: u64) -> u64 {
+        let r = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (start, n) = r[slot(p)];
+        if start == period::start(p, unix) {
+            n
+        } else {
+            0
         }
     }
 }
@@ -158,6 +201,7 @@ pub(crate) struct Refused {
 pub(crate) struct Store {
     settings: Inference,
     shards: Vec<Mutex<LruCache<u64, Entry>>>,
+    reached: Reached,
 }
 
 impl Store {
@@ -171,6 +215,7 @@ impl Store {
         Self {
             settings: settings.clone(),
             shards: (0..n).map(|_| Mutex::new(LruCache::new(cap))).collect(),
+            reached: Reached::default(),
         }
     }
 
@@ -187,10 +232,32 @@ impl Store {
             .sum()
     }
 
+    /// Keys whose use this period reached the limit of the budget of period `p` (enforced:
+    /// refused until the period ends; `alert-only`: alerted), as of `unix`.
+    pub(crate) fn reached(&self, p: BudgetPeriod, unix: u64) -> u64 {
+        self.reached.get(p, unix)
+    }
+
+    /// Forgets, in the reached counts, the budgets of `e` that reached their limit.
+    fn forget_reached(&self, e: &Entry) {
+        for b in &self.settings.budgets {
+            let u = &e.budgets[slot(b.period)];
+            if u.reached {
+                self.reached.remove(slot(b.period), u.period);
+            }
+        }
+    }
+
     fn with<T>(&self, key: u64, now: Instant, unix: u64, f: impl FnOnce(&mut Entry) -> T) -> T {
         let shard = &self.shards[(key as usize) % self.shards.len()];
         let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
         let s = &self.settings;
+        if !map.contains(&key)
+            && map.len() >= map.cap().get()
+            && let Some((_, evicted)) = map.pop_lru()
+        {
+            self.forget_reached(&evicted);
+        }
         let entry = map.get_or_insert_mut(key, || Entry {
             tokens: Bucket::full(s.tokens_per_minute.unwrap_or(0), now),
             requests: Bucket::full(s.requests_per_minute.unwrap_or(0), now),
@@ -203,7 +270,9 @@ impl Store {
             entry.requests.refill(rpm, now);
         }
         for b in &s.budgets {
-            entry.budgets[slot(b.period)].roll(b.period, unix);
+            if let Some(past) = entry.budgets[slot(b.period)].roll(b.period, unix) {
+                self.reached.remove(slot(b.period), past);
+            }
         }
         f(entry)
     }
@@ -255,7 +324,8 @@ impl Store {
         })
     }
 
-    /// Charges a prompt's estimated `tokens`, if that many are left.
+    /// Charges a prompt's estimated `tokens` to the token bucket and reserves them on every
+    /// budget, if the bucket holds that many and no enforced budget has less left.
     pub(crate) fn charge(
         &self,
         key: u64,
@@ -263,36 +333,54 @@ impl Store {
         now: Instant,
         unix: u64,
     ) -> Result<Left, Refused> {
+        let s = &self.settings;
         self.with(key, now, unix, |e| {
-            if let Some(tpm) = self.settings.tokens_per_minute {
+            let refuse = |why, retry_after, e: &Entry| {
+                Err(Refused {
+                    why,
+                    retry_after,
+                    left: self.left(e),
+                })
+            };
+            let want = i128::from(tokens) * MICRO;
+            if let Some(tpm) = s.tokens_per_minute {
                 if tokens > u64::from(tpm) {
-                    return Err(Refused {
-                        why: Exceeded::Tokens,
-                        retry_after: None,
-                        left: self.left(e),
-                    });
+                    return refuse(Exceeded::Tokens, None, e);
                 }
-                let want = i128::from(tokens) * MICRO;
                 if e.tokens.level < want {
-                    return Err(Refused {
-                        why: Exceeded::Tokens,
-                        retry_after: Some(e.tokens.wait_for(tokens, tpm)),
-                        left: self.left(e),
-                    });
+                    return refuse(Exceeded::Tokens, Some(e.tokens.wait_for(tokens, tpm)), e);
                 }
+            }
+            for b in s.budgets.iter().filter(|b| b.mode == BudgetMode::Enforce) {
+                let left = b.limit.saturating_sub(e.budgets[slot(b.period)].used);
+                if tokens > left {
+                    // Waiting for the next period helps only a prompt within the limit.
+                    let wait = (tokens <= b.limit).then(|| {
+                        Duration::from_secs(period::end(b.period, unix).saturating_sub(unix))
+                    });
+                    return refuse(Exceeded::Budget(b.period), wait, e);
+                }
+            }
+            if s.tokens_per_minute.is_some() {
                 e.tokens.level -= want;
+            }
+            for b in &s.budgets {
+                let u = &mut e.budgets[slot(b.period)];
+                u.used = u.used.saturating_add(tokens);
             }
             Ok(self.left(e))
         })
     }
 
-    /// Settles a finished request that was charged `charged` tokens and used `used`: the
-    /// difference goes to the token bucket, the use to every budget. Returns the budgets
-    /// whose `alert-only` limit this request crossed.
+    /// Settles a finished request that was charged `charged` tokens at `charged_at` (Unix
+    /// seconds) and used `used`: the difference goes to the token bucket; on every budget
+    /// the reservation is replaced by the use (a reservation made in a period that has
+    /// ended since is left to that period). Returns the budgets whose `alert-only` limit this
+    /// request crossed.
     pub(crate) fn settle(
         &self,
         key: u64,
-        charged: u64,
+        (charged, charged_at): (u64, u64),
         used: u64,
         now: Instant,
         unix: u64,
@@ -306,11 +394,18 @@ impl Store {
             }
             let mut crossed = Vec::new();
             for b in &s.budgets {
-                let u = &mut e.budgets[slot(b.period)];
+                let i = slot(b.period);
+                let u = &mut e.budgets[i];
+                if period::start(b.period, charged_at) == u.period {
+                    u.used = u.used.saturating_sub(charged);
+                }
                 u.used = u.used.saturating_add(used);
-                if b.mode == BudgetMode::AlertOnly && u.used >= b.limit && !u.alerted {
-                    u.alerted = true;
-                    crossed.push(b.clone());
+                if u.used >= b.limit && !u.reached {
+                    u.reached = true;
+                    self.reached.add(i, u.period);
+                    if b.mode == BudgetMode::AlertOnly {
+                        crossed.push(b.clone());
+                    }
                 }
             }
             crossed
@@ -378,7 +473,7 @@ routes {{ route "r" {{ upstream "u"; inference {{ provider "openai"; {block} }} 
         // 100 missing at 10 a second.
         assert_eq!(r.retry_after, Some(Duration::from_secs(10)));
         // The answer used 900 where 500 were charged: 400 more, 300 into debt.
-        s.settle(1, 500, 900, now(), UNIX);
+        s.settle(1, (500, UNIX), 900, now(), UNIX);
         let r = s.admit(1, now(), UNIX).unwrap_err();
         assert_eq!((r.why, r.left.tokens), (Exceeded::Tokens, Some(0)));
         // 301 missing (300 of debt, 1 to pass).
@@ -386,12 +481,12 @@ routes {{ route "r" {{ upstream "u"; inference {{ provider "openai"; {block} }} 
         tokio::time::advance(Duration::from_secs(31)).await;
         assert!(s.admit(1, now(), UNIX).is_ok());
         // Debt never exceeds one minute's worth.
-        s.settle(1, 0, 1_000_000, now(), UNIX);
+        s.settle(1, (0, UNIX), 1_000_000, now(), UNIX);
         tokio::time::advance(Duration::from_secs(60)).await;
         let r = s.admit(1, now(), UNIX).unwrap_err();
         assert_eq!(r.left.tokens, Some(0), "a minute later, the debt is paid");
         // An answer that used less than charged gives the rest back, never above full.
-        s.settle(1, 10_000, 0, now(), UNIX);
+        s.settle(1, (10_000, UNIX), 0, now(), UNIX);
         assert_eq!(s.admit(1, now(), UNIX).map(|l| l.tokens), Ok(Some(600)));
         let whole = s.charge(1, 601, now(), UNIX).unwrap_err();
         assert_eq!((whole.why, whole.retry_after), (Exceeded::Tokens, None));
@@ -404,23 +499,126 @@ routes {{ route "r" {{ upstream "u"; inference {{ provider "openai"; {block} }} 
         ));
         let now = Instant::now;
         assert_eq!(s.admit(1, now(), UNIX).map(|l| l.budget), Ok(Some(100)));
-        assert!(s.settle(1, 0, 99, now(), UNIX).is_empty());
+        assert!(s.settle(1, (0, UNIX), 99, now(), UNIX).is_empty());
         assert!(s.admit(1, now(), UNIX).is_ok());
-        assert!(s.settle(1, 0, 1, now(), UNIX).is_empty());
+        assert!(s.settle(1, (0, UNIX), 1, now(), UNIX).is_empty());
         let r = s.admit(1, now(), UNIX).unwrap_err();
         assert_eq!(r.why, Exceeded::Budget(BudgetPeriod::Hourly));
         // 2026-12-04T20:30:15Z: the hour ends in 29 min 45 s.
         assert_eq!(r.retry_after, Some(Duration::from_secs(29 * 60 + 45)));
         let next_hour = period::end(BudgetPeriod::Hourly, UNIX);
         assert!(s.admit(1, now(), next_hour).is_ok(), "a new hour");
-        let crossed = s.settle(1, 0, 60, now(), next_hour);
+        let crossed = s.settle(1, (0, UNIX), 60, now(), next_hour);
         assert_eq!(crossed.len(), 1, "daily: 160 of 150");
         assert_eq!(crossed[0].period, BudgetPeriod::Daily);
-        assert!(s.settle(1, 0, 10, now(), next_hour).is_empty(), "once");
+        assert!(
+            s.settle(1, (0, UNIX), 10, now(), next_hour).is_empty(),
+            "once"
+        );
         assert!(
             s.admit(1, now(), next_hour).is_ok(),
             "alert-only never refuses"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_prompt_over_what_is_left_of_an_enforced_budget_is_refused() {
+        let s = Store::new(&settings(
+            r#"tokens-per-minute 1000; budget "hourly" { limit 100; }; budget "daily" { limit 10; mode "alert-only"; }"#,
+        ));
+        let now = Instant::now;
+        // 60 reserved on both budgets; alert-only never refuses.
+        assert_eq!(s.charge(1, 60, now(), UNIX).map(|l| l.budget), Ok(Some(0)));
+        s.settle(1, (60, UNIX), 70, now(), UNIX);
+        // 30 left: a prompt of 31 is refused until the hour ends, and costs nothing.
+        let r = s.charge(1, 31, now(), UNIX).unwrap_err();
+        assert_eq!(r.why, Exceeded::Budget(BudgetPeriod::Hourly));
+        assert_eq!(r.retry_after, Some(Duration::from_secs(29 * 60 + 45)));
+        assert_eq!(
+            r.left.tokens,
+            Some(1000 - 70),
+            "the token bucket was not charged"
+        );
+        // Over the whole budget: waiting cannot help.
+        let r = s.charge(1, 101, now(), UNIX).unwrap_err();
+        assert_eq!(
+            (r.why, r.retry_after),
+            (Exceeded::Budget(BudgetPeriod::Hourly), None)
+        );
+        // 30 fit; the reservation counts at once, so a concurrent prompt finds none left.
+        assert!(s.charge(1, 30, now(), UNIX).is_ok());
+        assert!(s.charge(2, 100, now(), UNIX).is_ok(), "another key");
+        let r = s.admit(1, now(), UNIX).unwrap_err();
+        assert_eq!(r.why, Exceeded::Budget(BudgetPeriod::Hourly));
+        // The exchange never reached the upstream: its reservation is given back.
+        s.settle(1, (30, UNIX), 0, now(), UNIX);
+        assert_eq!(s.admit(1, now(), UNIX).map(|l| l.budget), Ok(Some(0)));
+        assert!(s.charge(1, 30, now(), UNIX).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reservation_from_a_past_period_is_not_taken_from_the_new_one() {
+        let s = Store::new(&settings(r#"budget "hourly" { limit 100; }"#));
+        let now = Instant::now;
+        assert!(s.charge(1, 50, now(), UNIX).is_ok());
+        let next_hour = period::end(BudgetPeriod::Hourly, UNIX);
+        assert!(s.charge(1, 40, now(), next_hour).is_ok());
+        // The first exchange ends in the new hour, having used 10: the new hour's 40 stay.
+        s.settle(1, (50, UNIX), 10, now(), next_hour);
+        assert_eq!(s.admit(1, now(), next_hour).map(|l| l.budget), Ok(Some(50)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_monthly_budget_holds_until_the_first_of_the_next_month() {
+        let s = Store::new(&settings(r#"budget "monthly" { limit 1000; }"#));
+        let now = Instant::now;
+        // 2026-12-04T20:30:15Z: the month ends on 2027-01-01T00:00:00Z.
+        let new_year = period::end(BudgetPeriod::Monthly, UNIX);
+        assert_eq!(new_year, 1_798_761_600);
+        assert!(s.charge(1, 600, now(), UNIX).is_ok());
+        s.settle(1, (600, UNIX), 1000, now(), UNIX);
+        let r = s.admit(1, now(), UNIX).unwrap_err();
+        assert_eq!(r.why, Exceeded::Budget(BudgetPeriod::Monthly));
+        assert_eq!(r.retry_after, Some(Duration::from_secs(new_year - UNIX)));
+        assert_eq!(s.reached(BudgetPeriod::Monthly, UNIX), 1);
+        // Days later, still December: still refused.
+        let dec_31 = new_year - 1;
+        let r = s.admit(1, now(), dec_31).unwrap_err();
+        assert_eq!(r.retry_after, Some(Duration::from_secs(1)));
+        // January: a new budget, and no key has reached it.
+        assert_eq!(s.reached(BudgetPeriod::Monthly, new_year), 0);
+        assert_eq!(
+            s.admit(1, now(), new_year).map(|l| l.budget),
+            Ok(Some(1000))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_that_reached_a_budget_are_counted_until_evicted_or_the_period_ends() {
+        let s = Store::new(&settings(
+            r#"max-keys 2; budget "hourly" { limit 10; }; budget "daily" { limit 15; mode "alert-only"; }"#,
+        ));
+        let now = Instant::now;
+        let (h, d) = (BudgetPeriod::Hourly, BudgetPeriod::Daily);
+        s.settle(1, (0, UNIX), 9, now(), UNIX);
+        assert_eq!((s.reached(h, UNIX), s.reached(d, UNIX)), (0, 0));
+        s.settle(1, (0, UNIX), 1, now(), UNIX);
+        s.settle(2, (0, UNIX), 20, now(), UNIX);
+        assert_eq!((s.reached(h, UNIX), s.reached(d, UNIX)), (2, 1));
+        s.settle(2, (0, UNIX), 20, now(), UNIX);
+        assert_eq!(s.reached(h, UNIX), 2, "once per key");
+        // A third key evicts key 1, the least recently used, and its count with it.
+        assert!(s.admit(3, now(), UNIX).is_ok());
+        assert_eq!((s.reached(h, UNIX), s.reached(d, UNIX)), (1, 1));
+        // The next hour starts from none; the day goes on.
+        let next_hour = period::end(h, UNIX);
+        assert_eq!((s.reached(h, next_hour), s.reached(d, next_hour)), (0, 1));
+        // Key 2 seen in the new hour: its hourly use rolls over, its daily use stays.
+        assert!(
+            s.admit(2, now(), next_hour)
+                .is_ok_and(|l| l.budget == Some(0))
+        );
+        assert_eq!((s.reached(h, next_hour), s.reached(d, next_hour)), (0, 1));
     }
 
     #[tokio::test(start_paused = true)]

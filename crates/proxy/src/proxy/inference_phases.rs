@@ -59,7 +59,12 @@ impl Zentinel {
                     || req.headers.contains_key(http::header::TRANSFER_ENCODING);
                 let a = Answer {
                     status: 429,
-                    body: explanation(429, reason(&refused), Some(input.route), &ctx.request_id),
+                    body: explanation(
+                        429,
+                        reason(&refused, false),
+                        Some(input.route),
+                        &ctx.request_id,
+                    ),
                     headers: &headers,
                     close,
                 };
@@ -109,15 +114,16 @@ impl Zentinel {
         inf.counters.estimated(counted.tokens);
         let tokens = counted.tokens;
         ex.prompt = Some(counted);
-        match inf.keyed.store.charge(
-            ex.key,
-            tokens,
-            tokio::time::Instant::now(),
-            inference::unix_now(),
-        ) {
+        let unix = inference::unix_now();
+        match inf
+            .keyed
+            .store
+            .charge(ex.key, tokens, tokio::time::Instant::now(), unix)
+        {
             Ok(left) => {
                 ex.left = left;
                 ex.charged = tokens;
+                ex.charged_at = unix;
                 *body = Some(held);
                 Ok(())
             }
@@ -127,7 +133,7 @@ impl Zentinel {
                 ctx.agents.pending = Some(Reply {
                     status: 429,
                     body: None,
-                    detail: reason(&refused),
+                    detail: reason(&refused, true),
                     headers: refusal_headers(&refused),
                 });
                 Err(Error::explain(
@@ -135,6 +141,15 @@ impl Zentinel {
                     "the prompt's tokens are over the route's inference limit",
                 ))
             }
+        }
+    }
+
+    /// The request's body, complete, passed every request filter and goes to the upstream:
+    /// its prompt's charge is no longer given back without a usage (see
+    /// [`Exchange::used`]).
+    pub(super) fn inference_forwarded(ctx: &mut Ctx, end_of_stream: bool) {
+        if let (true, Some(ex)) = (end_of_stream, ctx.inference.as_mut()) {
+            ex.forwarded = true;
         }
     }
 
@@ -206,15 +221,22 @@ impl Zentinel {
         if !ex.refused {
             inf.counters.allowed();
         }
-        let (key, charged, prompt_tokens) =
-            (ex.key, ex.charged, ex.prompt.as_ref().map(|p| p.tokens));
+        let (key, charged, prompt_tokens) = (
+            ex.key,
+            (ex.charged, ex.charged_at),
+            ex.prompt.as_ref().map(|p| p.tokens),
+        );
         let (input, output, source) = ex.used();
         inf.counters.used(input, output, source);
+        // Numbers the upstream reported: added without overflow.
+        let used = input.saturating_add(output);
+        for b in &inf.settings().budgets {
+            inf.counters.budget_charged(b.period, used);
+        }
         let crossed = inf.keyed.store.settle(
             key,
             charged,
-            // Numbers the upstream reported: added without overflow.
-            input.saturating_add(output),
+            used,
             tokio::time::Instant::now(),
             inference::unix_now(),
         );
@@ -234,13 +256,17 @@ impl Zentinel {
     }
 }
 
-/// The explanation of a refusal.
-fn reason(r: &Refused) -> &'static str {
-    match (r.why, r.retry_after) {
-        (Exceeded::Tokens, None) => "the prompt alone is over the route's tokens per minute",
-        (Exceeded::Tokens, Some(_)) => "token rate limit exceeded",
-        (Exceeded::Requests, _) => "request rate limit exceeded",
-        (Exceeded::Budget(_), _) => "token budget used up for this period",
+/// The explanation of a refusal, before the prompt was counted or once it was.
+fn reason(r: &Refused, counted: bool) -> &'static str {
+    match (r.why, r.retry_after, counted) {
+        (Exceeded::Tokens, None, _) => "the prompt alone is over the route's tokens per minute",
+        (Exceeded::Tokens, Some(_), _) => "token rate limit exceeded",
+        (Exceeded::Requests, _, _) => "request rate limit exceeded",
+        (Exceeded::Budget(_), None, _) => "the prompt alone is over the route's token budget",
+        (Exceeded::Budget(_), Some(_), true) => {
+            "the prompt is over what is left of the token budget for this period"
+        }
+        (Exceeded::Budget(_), Some(_), false) => "token budget used up for this period",
     }
 }
 
