@@ -288,3 +288,189 @@ fn a_reload_keeps_the_buckets_of_an_unchanged_filter_and_a_changed_one_starts_fu
     let fresh = burst(addr, "/slow/x", &[], 12);
     assert_eq!(count(&fresh, 200), 12, "{fresh:?}");
 }
+
+/// A proxy whose loopback peer is a trusted proxy (its `X-Forwarded-For` names the client)
+/// when `trusted`, with `filters` and `routes` only.
+fn start_trusted(
+    trusted: bool,
+    filters: &str,
+    routes: &str,
+) -> (Proxy, SocketAddr, SocketAddr, MockUpstream) {
+    let up = MockUpstream::start("backend");
+    let (addr, admin) = (free_addr(), free_addr());
+    let peers = if trusted { "127.0.0.1" } else { "10.0.0.0/8" };
+    let text = format!(
+        r#"server {{ trusted-proxies "{peers}"; }}
+listeners {{ listener "web" {{ address "{addr}"; }} }}
+observability {{ access-log {{ destination "off"; }}; audit-log {{ destination "file"; path "audit.log"; }} }}
+admin {{ address "{admin}"; }}
+upstreams {{ upstream "backend" {{ target "{}"; }} }}
+filters {{ {filters} }}
+routes {{ {routes} }}"#,
+        up.addr()
+    );
+    let p = Proxy::start(&text, &[addr, admin]);
+    (p, addr, admin, up)
+}
+
+/// Statuses of one request per entry of `each`, in order, each with its headers.
+fn statuses(addr: SocketAddr, path: &str, each: &[&[(&str, &str)]]) -> Vec<u16> {
+    each.iter()
+        .map(|h| request(addr, "GET", "h.test", path, h, b"").status)
+        .collect()
+}
+
+fn audit_lines(dir: &Path, n: usize) -> Vec<serde_json::Value> {
+    wait_until(Duration::from_secs(5), "the audit lines", || {
+        audit(dir).lines().count() >= n
+    });
+    audit(dir)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_route_key_gives_all_clients_of_a_route_one_bucket() {
+    let (_p, addr, admin, _up) = start_trusted(
+        true,
+        r#"filter "per-route" { type "rate-limit"; requests-per-second 1; burst 3; key "route"; }"#,
+        r#"route "a" { matches { path-prefix "/a/"; }; upstream "backend"; filters "per-route"; }
+    route "b" { matches { path-prefix "/b/"; }; upstream "backend"; filters "per-route"; }"#,
+    );
+    // Four different clients, keys and cookies: one bucket of 3.
+    let clients = [
+        ("203.0.113.1", "1"),
+        ("203.0.113.2", "2"),
+        ("198.51.100.7", "3"),
+        ("2001:db8::1", "4"),
+    ]
+    .map(|(ip, key)| {
+        [
+            ("x-forwarded-for", ip),
+            ("x-api-key", key),
+            ("cookie", "s=1"),
+        ]
+    });
+    let each: Vec<&[(&str, &str)]> = clients.iter().map(|c| &c[..]).collect();
+    assert_eq!(statuses(addr, "/a/x", &each), [200, 200, 200, 429]);
+    // The other route has its own bucket.
+    assert_eq!(statuses(addr, "/b/x", &each[..1]), [200]);
+    let m = metrics(admin);
+    assert_eq!(
+        value(&m, r#"zentinel_rate_limit_keys{filter="per-route"}"#),
+        2.0,
+        "{m}"
+    );
+}
+
+#[test]
+fn client_ip_behind_a_trusted_proxy_is_the_forwarded_client_and_from_anyone_else_the_peer() {
+    let filters =
+        r#"filter "ip" { type "rate-limit"; requests-per-second 1; burst 2; key "client-ip"; }"#;
+    let routes = r#"route "api" { upstream "backend"; filters "ip"; }"#;
+    let xff = |ip| [("x-forwarded-for", ip)];
+    let (a, b) = (xff("203.0.113.1"), xff("203.0.113.2"));
+    // Through the trusted peer, each forwarded client has its own bucket.
+    let (p, addr, admin, _up) = start_trusted(true, filters, routes);
+    assert_eq!(statuses(addr, "/x", &[&a, &a, &a]), [200, 200, 429]);
+    assert_eq!(statuses(addr, "/x", &[&b, &b]), [200, 200]);
+    assert_eq!(
+        value(&metrics(admin), r#"zentinel_rate_limit_keys{filter="ip"}"#),
+        2.0
+    );
+    let lines = audit_lines(p.dir(), 1);
+    assert_eq!(lines[0]["client"], "203.0.113.1", "{lines:?}");
+    // From a peer that is not trusted, the header is ignored: one bucket, the peer's.
+    let (p, addr, admin, _up) = start_trusted(false, filters, routes);
+    let c = xff("203.0.113.3");
+    assert_eq!(statuses(addr, "/x", &[&a, &b, &c]), [200, 200, 429]);
+    assert_eq!(
+        value(&metrics(admin), r#"zentinel_rate_limit_keys{filter="ip"}"#),
+        1.0
+    );
+    let lines = audit_lines(p.dir(), 1);
+    assert_eq!(lines[0]["client"], "127.0.0.1", "{lines:?}");
+}
+
+#[test]
+fn cookie_and_combined_keys_limit_each_value_on_its_own() {
+    let (p, addr, _admin, _up) = start_trusted(
+        true,
+        r#"filter "session" { type "rate-limit"; requests-per-second 1; burst 1; key "cookie:session"; }
+    filter "combo" { type "rate-limit"; requests-per-second 1; burst 1; key "client-ip" "header:x-api-key"; }"#,
+        r#"route "s" { matches { path-prefix "/s/"; }; upstream "backend"; filters "session"; }
+    route "c" { matches { path-prefix "/c/"; }; upstream "backend"; filters "combo"; }"#,
+    );
+    let cookie = |v| [("cookie", v)];
+    let (a, a_again, b) = (
+        cookie("session=a"),
+        cookie("theme=dark; session=a"),
+        cookie("session=b"),
+    );
+    // Another cookie beside it changes nothing: the same session, the same bucket.
+    assert_eq!(statuses(addr, "/s/x", &[&a, &a_again, &b]), [200, 429, 200]);
+    // No session cookie at all is one more bucket ("absent").
+    assert_eq!(
+        statuses(addr, "/s/x", &[&[], &cookie("theme=dark")]),
+        [200, 429]
+    );
+    let who = |ip, key| [("x-forwarded-for", ip), ("x-api-key", key)];
+    let (ip1_k1, ip1_k2, ip2_k1) = (
+        who("203.0.113.1", "k1"),
+        who("203.0.113.1", "k2"),
+        who("203.0.113.2", "k1"),
+    );
+    // Both parts make the key: a change of either is another bucket.
+    assert_eq!(
+        statuses(addr, "/c/x", &[&ip1_k1, &ip1_k1, &ip1_k2, &ip2_k1]),
+        [200, 429, 200, 200]
+    );
+    let lines = audit_lines(p.dir(), 3);
+    let keys: Vec<_> = lines
+        .iter()
+        .map(|l| l["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        keys.iter().filter(|k| *k == "cookie:session").count(),
+        2,
+        "{keys:?}"
+    );
+    assert_eq!(
+        keys.iter()
+            .filter(|k| *k == "client-ip+header:x-api-key")
+            .count(),
+        1,
+        "{keys:?}"
+    );
+    let log = audit(p.dir());
+    assert!(
+        !log.contains("session=a") && !log.contains("k1"),
+        "values never logged: {log}"
+    );
+}
+
+#[test]
+fn max_keys_from_the_config_evicts_the_least_recently_used_bucket() {
+    let (_p, addr, admin, _up) = start_trusted(
+        false,
+        r#"filter "tiny" { type "rate-limit"; requests-per-second 1; burst 1; key "header:x-k"; max-keys 2; }"#,
+        r#"route "api" { upstream "backend"; filters "tiny"; }"#,
+    );
+    let k = |v| [("x-k", v)];
+    let (a, b, c) = (k("a"), k("b"), k("c"));
+    let keys = || {
+        value(
+            &metrics(admin),
+            r#"zentinel_rate_limit_keys{filter="tiny"}"#,
+        )
+    };
+    // a and b fill the store; a is used again, so b is the least recently used.
+    assert_eq!(statuses(addr, "/x", &[&a, &b, &a]), [200, 200, 429]);
+    assert_eq!(keys(), 2.0);
+    // c evicts b, whose emptied bucket is forgotten: b starts full again (evicting a) ...
+    assert_eq!(statuses(addr, "/x", &[&c, &b]), [200, 200]);
+    assert_eq!(keys(), 2.0, "never more than max-keys");
+    // ... while c, kept, is still limited, and a, evicted, is full again.
+    assert_eq!(statuses(addr, "/x", &[&c, &a]), [429, 200]);
+}
