@@ -415,3 +415,104 @@ fn a_reload_keeps_an_unchanged_shared_filter_s_connections() {
         accepted(&redis) >= before + 2 + 2
     });
 }
+
+/// A proxy with `filters` and `routes`, once the shared filter `filter` has `n` connections up.
+fn start_with(up: &MockUpstream, filters: &str, routes: &str, filter: &str, n: u32) -> Running {
+    let (addr, admin) = (free_addr(), free_addr());
+    let proxy = Proxy::start(
+        &config(addr, admin, up.addr(), filters, routes),
+        &[addr, admin],
+    );
+    let series = format!(r#"zentinel_rate_limit_backend_connections{{filter="{filter}"}}"#);
+    wait_until(Duration::from_secs(10), &series, || {
+        value(&metrics(admin), &series) == f64::from(n)
+    });
+    Running { proxy, addr, admin }
+}
+
+fn statuses(r: &Running, path: &str, n: usize) -> Vec<u16> {
+    (0..n).map(|_| get(r.addr, "h.test", path).status).collect()
+}
+
+#[test]
+fn pool_size_is_the_connections_the_server_sees_and_key_prefix_names_its_keys() {
+    let redis = Redis::start();
+    let up = MockUpstream::start("backend");
+    let f = filter(
+        "pooled",
+        "requests-per-second 1; burst 2; key \"client-ip\";",
+        &format!(
+            r#"url "{}"; pool-size 3; key-prefix "edge-eu:rl:";"#,
+            redis.url()
+        ),
+    );
+    let routes = r#"route "api" { upstream "backend"; filters "pooled"; }"#;
+    let r = start_with(&up, &f, routes, "pooled", 3);
+    // The server has exactly three clients besides the one asking: the pool.
+    let list = redis.command("CLIENT LIST\r\n").unwrap();
+    let pool: Vec<&str> = list
+        .lines()
+        .filter(|l| l.contains("id=") && !l.contains("cmd=client|list"))
+        .collect();
+    assert_eq!(pool.len(), 3, "{list}");
+    assert_eq!(statuses(&r, "/x", 3), [200, 200, 429]);
+    let keys = redis.command("KEYS *\r\n").unwrap();
+    assert!(keys.contains("edge-eu:rl:pooled:"), "{keys}");
+    assert!(
+        !keys.contains("zentinel:rl:"),
+        "the default prefix is not used: {keys}"
+    );
+}
+
+#[test]
+fn the_url_s_password_and_database_are_used_and_a_wrong_password_fails_as_declared() {
+    let redis = Redis::start_with_password("s3cret");
+    let up = MockUpstream::start("backend");
+    let port = redis.addr().port();
+    let rest = "requests-per-second 1; burst 1; key \"client-ip\";";
+    let url = |auth: &str| {
+        format!(r#"url "redis://:{auth}@127.0.0.1:{port}/3"; on-backend-failure "closed";"#)
+    };
+    let filters = [
+        filter("authed", rest, &url("s3cret")),
+        filter("wrong", rest, &url("not-the-password")),
+    ]
+    .join("\n");
+    let routes = r#"route "good" { matches { path-prefix "/good"; }; upstream "backend"; filters "authed"; }
+route "bad" { matches { path-prefix "/bad"; }; upstream "backend"; filters "wrong"; }"#;
+    let r = start_with(&up, &filters, routes, "authed", 2);
+    // Counted on the server, in database 3.
+    assert_eq!(statuses(&r, "/good", 2), [200, 429]);
+    let in_3 = redis.command_in(3, "KEYS *\r\n").unwrap();
+    assert!(in_3.contains("zentinel:rl:authed:"), "{in_3}");
+    assert_eq!(
+        redis.command("KEYS *\r\n").unwrap(),
+        "*0\r\n",
+        "nothing in database 0"
+    );
+    // A wrong password never connects: each call fails at once, as declared.
+    let m = metrics(r.admin);
+    assert_eq!(
+        value(
+            &m,
+            r#"zentinel_rate_limit_backend_connections{filter="wrong"}"#
+        ),
+        0.0,
+        "{m}"
+    );
+    assert_eq!(statuses(&r, "/bad", 2), [503, 503]);
+    let failed = value(
+        &metrics(r.admin),
+        r#"zentinel_rate_limit_backend_failures_total{filter="wrong",reason="unavailable",outcome="closed"}"#,
+    );
+    assert_eq!(failed, 2.0);
+    let stderr = r.proxy.stderr();
+    assert!(
+        stderr.contains("rate-limit backend: connection failed"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("s3cret") && !stderr.contains("not-the-password"),
+        "passwords are never logged: {stderr}"
+    );
+}

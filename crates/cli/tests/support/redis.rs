@@ -1,6 +1,8 @@
 //! A real `redis-server` for the shared rate-limit tests: one per test, on a free loopback
 //! port, no persistence; killed on drop. `stop`/`resume` (SIGSTOP/SIGCONT) simulate a hung
 //! server, `kill` a dead one, `restart` brings it back on the same port, empty.
+//! `start_with_password` starts one that requires `AUTH` (`requirepass`); the helpers here
+//! authenticate on their own.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -16,14 +18,25 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Redis {
     port: u16,
+    password: Option<String>,
     child: Option<Child>,
 }
 
 impl Redis {
     /// Starts a server on a free loopback port and waits until it answers `PING`.
     pub fn start() -> Self {
+        Self::start_as(None)
+    }
+
+    /// Starts a server that requires `password` (`requirepass`).
+    pub fn start_with_password(password: &str) -> Self {
+        Self::start_as(Some(password.to_owned()))
+    }
+
+    fn start_as(password: Option<String>) -> Self {
         let mut r = Self {
             port: free_port(),
+            password,
             child: None,
         };
         r.spawn();
@@ -32,7 +45,11 @@ impl Redis {
 
     fn spawn(&mut self) {
         let port = self.port.to_string();
-        let child = Command::new("redis-server")
+        let mut cmd = Command::new("redis-server");
+        if let Some(p) = &self.password {
+            cmd.args(["--requirepass", p]);
+        }
+        let child = cmd
             .args([
                 "--port",
                 &port,
@@ -74,15 +91,30 @@ impl Redis {
             .is_some_and(|a| a.starts_with("+PONG"))
     }
 
-    /// Sends one inline command and returns the first reply read within 200 ms.
+    /// Sends one inline command and returns the first reply read within 200 ms
+    /// (authenticated first when the server requires a password).
     pub fn command(&self, line: &str) -> Option<String> {
+        self.command_in(0, line)
+    }
+
+    /// [`Redis::command`] in database `db`.
+    pub fn command_in(&self, db: u8, line: &str) -> Option<String> {
         let t = Duration::from_millis(200);
         let mut s = TcpStream::connect_timeout(&self.addr(), t).ok()?;
         s.set_read_timeout(Some(t)).ok()?;
-        s.write_all(line.as_bytes()).ok()?;
-        let mut buf = [0u8; 4096];
-        let n = s.read(&mut buf).ok()?;
-        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+        let mut buf = vec![0u8; 64 << 10];
+        let mut ask = |s: &mut TcpStream, line: &str| -> Option<String> {
+            s.write_all(line.as_bytes()).ok()?;
+            let n = s.read(&mut buf).ok()?;
+            Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+        };
+        if let Some(p) = &self.password {
+            ask(&mut s, &format!("AUTH {p}\r\n")).filter(|a| a.starts_with("+OK"))?;
+        }
+        if db != 0 {
+            ask(&mut s, &format!("SELECT {db}\r\n")).filter(|a| a.starts_with("+OK"))?;
+        }
+        ask(&mut s, line)
     }
 
     fn signal(&self, name: &str) {
