@@ -724,3 +724,129 @@ fn a_streamed_delta_the_tokenizer_cannot_split_is_counted_by_the_estimate() {
         250_001,
     );
 }
+
+/// A `generic` route at `/g/` keyed per `X-Tenant`, and an `openai` route at `/ip/` keyed
+/// per client IP, behind a trusted loopback peer (its `X-Forwarded-For` names the client).
+fn start_generic_and_ip() -> Setup {
+    let llm = MockLlm::start();
+    let (addr, admin) = (free_addr(), free_addr());
+    let text = format!(
+        r#"server {{ trusted-proxies "127.0.0.1"; }}
+listeners {{ listener "web" {{ address "{addr}"; }} }}
+observability {{ access-log {{ destination "off"; }}; audit-log {{ destination "file"; path "audit.log"; }} }}
+admin {{ address "{admin}"; }}
+upstreams {{ upstream "llm" {{ target "{}"; }} }}
+routes {{
+    route "generic" {{
+        matches {{ path-prefix "/g/"; }}
+        upstream "llm"
+        inference {{ provider "generic"; key "header:x-tenant"; tokens-per-minute 1000; }}
+    }}
+    route "ip" {{
+        matches {{ path-prefix "/ip/"; }}
+        upstream "llm"
+        inference {{ provider "openai"; key "client-ip"; requests-per-minute 1; }}
+    }}
+}}"#,
+        llm.addr()
+    );
+    let proxy = Proxy::start(&text, &[addr, admin]);
+    Setup {
+        proxy,
+        addr,
+        admin,
+        llm,
+    }
+}
+
+fn post(s: &Setup, path: &str, headers: &[(&str, &str)], body: &serde_json::Value) -> Response {
+    let mut h = vec![("content-type", "application/json")];
+    h.extend_from_slice(headers);
+    request(
+        s.addr,
+        "POST",
+        "llm.test",
+        path,
+        &h,
+        body.to_string().as_bytes(),
+    )
+}
+
+#[test]
+fn a_generic_route_counts_openai_and_anthropic_shapes_and_charges_either_usage() {
+    let s = start_generic_and_ip();
+    let t = [("x-tenant", "t1"), ("x-mock-prompt-tokens", "12")];
+    // OpenAI chat: 2 + 3 + 3 (see PROMPT_TOKENS).
+    let r = post(
+        &s,
+        "/g/v1/chat/completions",
+        &t,
+        &openai_body(5, false, false),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(header_u64(&r, "x-inference-tokens-remaining"), 1000 - 8);
+    let prompt = r#"zentinel_inference_tokens_total{route="generic",kind="prompt",source="usage"}"#;
+    settled(&s, prompt, 12);
+    // Anthropic: `system` is read too — 2 + 2 + 3 + 3.
+    let anthropic = json!({
+        "model": "claude-sonnet-4", "max_tokens": 7, "system": "hello world",
+        "messages": [{"role": "user", "content": "hello world"}],
+    });
+    let r = post(&s, "/g/v1/messages", &t, &anthropic);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("msg_mock"), "the Anthropic-shaped answer");
+    // 1000 - (12 + 5) charged for the first, 10 estimated for this one (plus a little refill).
+    let left = header_u64(&r, "x-inference-tokens-remaining");
+    assert!((973..=976).contains(&left), "{left}");
+    settled(&s, prompt, 24);
+    // OpenAI responses: `input`, no framing.
+    let responses = json!({"model": "gpt-4o", "input": "hello world", "max_tokens": 1});
+    let r = post(&s, "/g/v1/responses", &t, &responses);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let completion =
+        r#"zentinel_inference_tokens_total{route="generic",kind="completion",source="usage"}"#;
+    settled(&s, completion, 13);
+    let m = metrics(s.admin);
+    assert_eq!(
+        value(
+            &m,
+            r#"zentinel_inference_estimated_prompt_tokens_total{route="generic"}"#
+        ),
+        8 + 10 + 2
+    );
+    // Another tenant has its own tokens.
+    let r = post(
+        &s,
+        "/g/v1/chat/completions",
+        &[("x-tenant", "t2")],
+        &openai_body(1, false, false),
+    );
+    assert_eq!(header_u64(&r, "x-inference-tokens-remaining"), 1000 - 8);
+}
+
+#[test]
+fn a_client_ip_key_behind_a_trusted_proxy_limits_each_forwarded_client() {
+    let s = start_generic_and_ip();
+    let from = |ip| [("x-forwarded-for", ip)];
+    let body = openai_body(1, false, false);
+    let path = "/ip/v1/chat/completions";
+    let a = from("203.0.113.1");
+    assert_eq!(post(&s, path, &a, &body).status, 200);
+    let r = post(&s, path, &a, &body);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(
+        r.text().contains("request rate limit exceeded"),
+        "{}",
+        r.text()
+    );
+    // Another client behind the same proxy has its own minute.
+    assert_eq!(post(&s, path, &from("203.0.113.2"), &body).status, 200);
+    assert_eq!(
+        value(&metrics(s.admin), r#"zentinel_inference_keys{route="ip"}"#),
+        2
+    );
+    let lines = audit_lines(s.proxy.dir(), 1);
+    assert_eq!(lines[0]["client"], "203.0.113.1", "{lines:?}");
+    assert_eq!(lines[0]["key"], "client-ip");
+    assert_eq!(s.llm.requests().len(), 2);
+}
