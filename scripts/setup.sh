@@ -15,6 +15,9 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)   # tests/rat
 python3 -c 'import h2, hpack' >/dev/null 2>&1 || /usr/bin/python3 -c 'import h2, hpack' >/dev/null 2>&1 \
     || missing+=(python3-h2)
 command -v varnishtest >/dev/null 2>&1 || missing+=(varnish)   # tests/varnish.rs
+command -v slowhttptest >/dev/null 2>&1 || missing+=(slowhttptest)   # tests/slowhttptest.rs
+# sslyze (tests/tls_scan.rs) comes from PyPI into a virtualenv, which needs ensurepip.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -31,4 +34,12 @@ if [ ${#missing[@]} -gt 0 ]; then
         trap '$sudo rm -f "$policy"' EXIT
     fi
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+# sslyze for tests/tls_scan.rs, from PyPI into the project-local virtualenv target/py/ (not
+# committed), when missing.
+py="$(cd "$(dirname "$0")/.." && pwd)/target/py"
+if [ ! -x "$py/bin/sslyze" ]; then
+    echo "==> installing sslyze into $py"
+    python3 -m venv "$py"
+    "$py/bin/pip" install -q 'sslyze>=6,<7'
 fi

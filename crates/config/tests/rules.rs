@@ -908,3 +908,42 @@ fn dns_refresh_needs_a_host_name() {
     assert_eq!(c, Code::Conflict);
     assert!(m.contains("every target is an IP address"), "{m}");
 }
+
+#[test]
+fn slow_client_deadlines_and_the_rate_grace_without_a_rate() {
+    let c = ok(&base(
+        "body-read-timeout-ms 700; min-body-rate-bytes-per-sec 2048; body-rate-grace-ms 1500; send-timeout-ms 900;",
+        "",
+        "",
+        "",
+    ));
+    let l = &c.listeners[0];
+    assert_eq!(l.body_read_timeout.as_millis(), 700);
+    assert_eq!(l.min_body_rate, 2048);
+    assert_eq!(l.body_rate_grace.as_millis(), 1500);
+    assert_eq!(l.send_timeout.as_millis(), 900);
+    // Defaults, written out in the schema.
+    let d = &ok(&base("", "", "", "")).listeners[0];
+    assert_eq!(
+        (
+            d.body_read_timeout.as_millis(),
+            d.min_body_rate,
+            d.body_rate_grace.as_millis(),
+            d.send_timeout.as_millis()
+        ),
+        (10_000, 500, 10_000, 30_000)
+    );
+    // Rate 0 turns the check off; a grace period then has no effect and is refused.
+    assert_eq!(
+        ok(&base("min-body-rate-bytes-per-sec 0;", "", "", "")).listeners[0].min_body_rate,
+        0
+    );
+    let (c, _, m, _) = one(&base(
+        "min-body-rate-bytes-per-sec 0; body-rate-grace-ms 5000;",
+        "",
+        "",
+        "",
+    ));
+    assert_eq!(c, Code::Conflict);
+    assert!(m.contains("`body-rate-grace-ms` has no effect"), "{m}");
+}

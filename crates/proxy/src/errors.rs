@@ -193,7 +193,11 @@ pub fn status_of(e: &Error) -> u16 {
         _ => match e.esource() {
             ErrorSource::Upstream => 502,
             ErrorSource::Downstream => match e.etype() {
-                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                // A client that stopped reading (`send-timeout-ms`) is gone as well.
+                ErrorType::WriteError
+                | ErrorType::WriteTimedout
+                | ErrorType::ReadError
+                | ErrorType::ConnectionClosed => 0,
                 ErrorType::ReadTimedout => 408,
                 _ => 400,
             },
@@ -304,6 +308,10 @@ mod tests {
         assert_eq!(
             status_of(&Error::new(ErrorType::ReadTimedout).into_down()),
             408
+        );
+        assert_eq!(
+            status_of(&Error::new(ErrorType::WriteTimedout).into_down()),
+            0
         );
         assert_eq!(
             status_of(&Error::new(ErrorType::InvalidHTTPHeader).into_down()),

@@ -28,6 +28,7 @@ mod reload;
 mod retry;
 pub mod runtime;
 mod server;
+mod slow_clients;
 mod strict;
 mod tls;
 mod trace;

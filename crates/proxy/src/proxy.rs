@@ -34,6 +34,7 @@ use crate::limits;
 use crate::pool::{SelectInput, Tried};
 use crate::ratelimit::Quota;
 use crate::retry;
+use crate::slow_clients;
 use crate::runtime::{Runtime, Shared, Slot};
 use crate::strict;
 use crate::trace::Trace;
@@ -305,6 +306,7 @@ impl ProxyHttp for Zentinel {
             ctx.forwarding = Some(forwarding);
             let listener = &ctx.rt.config.listeners[self.listener];
             session.set_keepalive(Some(listener.idle_timeout.as_secs().max(1)));
+            slow_clients::arm(session, listener, ctx.started);
             // Pipelined requests are answered one after the other, in order (RFC 9112
             // §9.3.2); without this Pingora answers the first and drops the rest.
             session.set_pipelining_enabled(true);
@@ -529,6 +531,10 @@ impl ProxyHttp for Zentinel {
                     return Err(Refusal::BodyTooLarge.error());
                 }
             }
+            if body.is_some() {
+                let listener = &ctx.rt.config.listeners[self.listener];
+                slow_clients::on_body_chunk(session, listener, ctx.started, ctx.body_bytes)?;
+            }
             // Before the agents: they see the body once it has been counted.
             self.inference_body(body, end_of_stream, ctx).await?;
             self.body_agents(Direction::Request, session, body, end_of_stream, ctx)
@@ -672,6 +678,8 @@ impl ProxyHttp for Zentinel {
                 };
             }
             let status = status_of(e);
+            let answered = (status > 0 && session.response_written().is_none()).then_some(status);
+            slow_clients::audit(e, ctx, &ctx.rt.config.listeners[self.listener], answered);
             // Only the upstream's failures count against its target (passive health).
             if e.esource() == &ErrorSource::Upstream {
                 ctx.attempt.failed = true;

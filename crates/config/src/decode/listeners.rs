@@ -23,6 +23,16 @@ pub(super) fn listener(r: &Reader<'_>, id: &Spanned<String>, routes: &Ids) -> Op
     let default_route = r.string("default-route");
     let header_read_timeout = r.ms("header-read-timeout-ms");
     let idle_timeout = r.ms("idle-timeout-ms");
+    let body_read_timeout = r.ms("body-read-timeout-ms");
+    let min_body_rate = r.int("min-body-rate-bytes-per-sec");
+    let body_rate_grace = r.ms("body-rate-grace-ms");
+    let send_timeout = r.ms("send-timeout-ms");
+    if min_body_rate == Some(0) {
+        r.no_effect(
+            "body-rate-grace-ms",
+            "`min-body-rate-bytes-per-sec 0` turns the rate check off",
+        );
+    }
     let context = format!("listener \"{}\"", id.value);
 
     let tls = protocol.and_then(|p| tls_for_protocol(r, &context, p, tls));
@@ -41,6 +51,10 @@ pub(super) fn listener(r: &Reader<'_>, id: &Spanned<String>, routes: &Ids) -> Op
         default_route: default_route?,
         header_read_timeout: header_read_timeout?,
         idle_timeout: idle_timeout?,
+        body_read_timeout: body_read_timeout?,
+        min_body_rate: u64::try_from(min_body_rate?).ok()?,
+        body_rate_grace: body_rate_grace?,
+        send_timeout: send_timeout?,
     })
 }
 

@@ -62,6 +62,17 @@ pub struct Listener {
     /// How long an idle keep-alive connection stays open.
     #[serde(serialize_with = "ser_ms")]
     pub idle_timeout: Duration,
+    /// Longest wait for the next bytes of a request body.
+    #[serde(serialize_with = "ser_ms")]
+    pub body_read_timeout: Duration,
+    /// Lowest average request-body rate after the grace period, in bytes per second; 0 is off.
+    pub min_body_rate: u64,
+    /// Time a request body gets before `min_body_rate` applies.
+    #[serde(serialize_with = "ser_ms")]
+    pub body_rate_grace: Duration,
+    /// Longest time one write to the client may take.
+    #[serde(serialize_with = "ser_ms")]
+    pub send_timeout: Duration,
 }
 
 /// A listener's TLS settings.

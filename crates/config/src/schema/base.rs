@@ -165,6 +165,50 @@ static LISTENER: BlockSchema = BlockSchema {
             "How long an idle keep-alive client connection stays open (applied in whole seconds, at least 1 s).",
             "idle-timeout-ms 30000",
         ),
+        K::new(
+            "body-read-timeout-ms",
+            Kind::Int {
+                min: 1,
+                max: 600_000,
+                unit: "ms",
+            },
+            D::Int(10_000),
+            "Longest wait for the next bytes of an HTTP/1 request body (slow-body protection); beyond it the request ends: 408 when no response has started, else the connection is closed. Also bounds reading the rest of a body the answer did not need before the connection is reused. HTTP/2 streams: see `min-body-rate-bytes-per-sec` and docs/security.md.",
+            "body-read-timeout-ms 5000",
+        ),
+        K::new(
+            "min-body-rate-bytes-per-sec",
+            Kind::Int {
+                min: 0,
+                max: 1 << 30,
+                unit: "bytes",
+            },
+            D::Int(500),
+            "Lowest average rate of a request body once `body-rate-grace-ms` has passed: a body that has sent `n` bytes must have done so within `body-rate-grace-ms` + `n` / this rate seconds of the request headers, else it is ended like a `body-read-timeout-ms` one. Bounds clients that send one byte just before each read would time out. Checked while waiting on HTTP/1, as each DATA frame arrives on HTTP/2. `0` turns the rate check off.",
+            "min-body-rate-bytes-per-sec 1024",
+        ),
+        K::new(
+            "body-rate-grace-ms",
+            Kind::Int {
+                min: 0,
+                max: MS_DAY,
+                unit: "ms",
+            },
+            D::Int(10_000),
+            "Time a request body gets before `min-body-rate-bytes-per-sec` applies (every byte sent earns `1 / rate` seconds more). Refused when the rate check is off.",
+            "body-rate-grace-ms 5000",
+        ),
+        K::new(
+            "send-timeout-ms",
+            Kind::Int {
+                min: 1,
+                max: 600_000,
+                unit: "ms",
+            },
+            D::Int(30_000),
+            "Longest time one write to the client may take (slow-reader protection): a response chunk (at most 64 KiB) the client's connection does not take within it closes the connection. The proxy holds at most a few chunks per response for a client that does not read; the upstream connection waits meanwhile.",
+            "send-timeout-ms 10000",
+        ),
     ],
 };
 
