@@ -177,13 +177,13 @@ impl Zentinel {
         if let Some(r) = limits::check_head(&rt.config.limits, req) {
             return Some(r);
         }
-        ctx.slots.0 = Slot::global(&rt);
-        if ctx.slots.0.is_none() {
         // One normalisation, then routing and forwarding both use its result.
         if let Err(e) = strict::normalize_target(session.req_header_mut()) {
             return Some(Refusal::BadRequest(Malformed::Path(e)));
         }
         let req = session.req_header();
+        ctx.slots.0 = Slot::global(&rt);
+        if ctx.slots.0.is_none() {
             return Some(Refusal::Overloaded);
         }
         let host = req
