@@ -34,8 +34,8 @@ use crate::limits;
 use crate::pool::{SelectInput, Tried};
 use crate::ratelimit::Quota;
 use crate::retry;
-use crate::slow_clients;
 use crate::runtime::{Runtime, Shared, Slot};
+use crate::slow_clients;
 use crate::strict;
 use crate::trace::Trace;
 
@@ -306,10 +306,10 @@ impl ProxyHttp for Zentinel {
             ctx.forwarding = Some(forwarding);
             let listener = &ctx.rt.config.listeners[self.listener];
             session.set_keepalive(Some(listener.idle_timeout.as_secs().max(1)));
-            slow_clients::arm(session, listener, ctx.started);
             // Pipelined requests are answered one after the other, in order (RFC 9112
             // §9.3.2); without this Pingora answers the first and drops the rest.
             session.set_pipelining_enabled(true);
+            slow_clients::arm(session, listener, ctx.started);
             match self.admit(session, ctx) {
                 Some(why) => self.refuse(session, ctx, why).await,
                 None => {
