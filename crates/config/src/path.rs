@@ -188,26 +188,30 @@ fn is_unreserved(b: u8) -> bool {
 fn decode_unreserved(raw: &str) -> Result<String, PathError> {
     const UPPER: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = raw.as_bytes();
-    let mut out = String::with_capacity(raw.len());
+    // Bytes, not chars: a multi-byte character of `raw` is copied byte for byte, and every
+    // byte written in place of an escape is ASCII, so the result is UTF-8 again.
+    let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b != b'%' {
             refuse_raw(b)?;
-            out.push(char::from(b));
+            out.push(b);
             i += 1;
             continue;
         }
         let value = escape(bytes.get(i + 1).copied(), bytes.get(i + 2).copied())?;
         if is_unreserved(value) {
-            out.push(char::from(value));
+            out.push(value);
         } else {
-            out.push('%');
-            out.push(char::from(UPPER[usize::from(value >> 4)]));
-            out.push(char::from(UPPER[usize::from(value & 0xf)]));
+            out.extend_from_slice(&[
+                b'%',
+                UPPER[usize::from(value >> 4)],
+                UPPER[usize::from(value & 0xf)],
+            ]);
         }
         i += 3;
     }
-    Ok(out)
+    String::from_utf8(out).map_err(|_| PathError::BadPercent)
 }
 
 /// Removes `.` and `..` segments and merges empty ones. `path` starts with `/`.
@@ -308,6 +312,8 @@ mod tests {
             ("/a%252e%252e/b", "/a%252e%252e/b"),
             ("/caf%c3%a9", "/caf%C3%A9"),
             ("/a%20b", "/a%20b"),
+            ("//.\u{48b};//y", "/.\u{48b};/y"),
+            ("/%41/é", "/A/é"),
         ];
         for (raw, want) in cases {
             assert_eq!(ok(raw), want, "{raw:?}");
