@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
 use pingora::apps::http_app::HttpServer;
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
@@ -139,7 +140,14 @@ fn add_listeners(
         let mut svc = Service::new(format!("listener {}", l.id), capped);
         match tls.next().flatten() {
             Some(settings) => svc.add_tls_with_settings(&l.address.to_string(), None, settings),
-            None => svc.add_tcp(&l.address.to_string()),
+            // Plain HTTP reads straight into Pingora's request buffers: without this, every
+            // client connection holds a zero-filled 64 KiB read buffer for its whole life,
+            // idle keep-alive included (`bench/idle-connections.sh`). TLS keeps the default,
+            // which saves the TLS layer's small reads.
+            None => svc.add_listener(
+                ListenerConfig::tcp(l.address.to_string())
+                    .l4_buffer(L4BufferSettings::default().read(0)),
+            ),
         }
         server.add_service(svc);
         tracing::info!(listener = %l.id, address = %l.address, protocol = %l.protocol, "listening");
