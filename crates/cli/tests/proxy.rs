@@ -756,6 +756,46 @@ routes {{
     );
 }
 
+/// A retry replays the body from Pingora's retry buffer through the body filters: those bytes
+/// were counted already, so a body over half the route's limit is not refused as too large
+/// on its second try.
+#[test]
+fn a_retried_body_is_counted_once_against_the_limit() {
+    let good = MockUpstream::start("good");
+    let bad = MockUpstream::start("bad");
+    bad.set_status(503);
+    let (_p, addr) = start(&format!(
+        r#"upstreams {{ upstream "u" {{ target "{}"; target "{}"; passive-health {{ enabled #false; }} }} }}
+routes {{
+    route "post" {{ upstream "u"; limits {{ max-body-bytes 50000; }}; retry {{ max-attempts 2; retry-on "503"; min-retries-per-second 100; non-idempotent #true; }} }}
+}}"#,
+        good.addr(),
+        bad.addr()
+    ));
+    let body = vec![b'x'; 40_000];
+    for _ in 0..4 {
+        let r = request(addr, "POST", "h", "/post", &[], &body);
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert!(bad.hits() >= 1, "the failing target was tried");
+    assert!(good.requests().iter().all(|r| r.body == body));
+    // Over the limit is still refused, retried or not.
+    let r = request(addr, "POST", "h", "/post", &[], &vec![b'x'; 50_001]);
+    assert_eq!(r.status, 413);
+    // Found while the body streamed upstream: the answer still names no upstream address.
+    let chunked = [("Transfer-Encoding", "chunked")];
+    let mut body = format!("{:x}\r\n", 50_001).into_bytes();
+    body.extend(vec![b'x'; 50_001]);
+    body.extend_from_slice(b"\r\n0\r\n\r\n");
+    let r = request(addr, "POST", "h", "/post", &chunked, &body);
+    assert_eq!(r.status, 413);
+    assert!(r.text().contains("request body too large"), "{}", r.text());
+    for up in [&good, &bad] {
+        let port = up.addr().port().to_string();
+        assert!(!r.text().contains(&port), "{}", r.text());
+    }
+}
+
 #[test]
 fn a_try_past_its_per_try_timeout_is_retried_when_504_is_listed() {
     let slow = MockUpstream::start("slow");

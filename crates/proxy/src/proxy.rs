@@ -70,6 +70,9 @@ pub(crate) struct Attempt {
     pub last_target: Option<usize>,
     /// Time from choosing the target to the response headers, of the attempt that answered.
     pub upstream_time: Option<Duration>,
+    /// Request body bytes passed to the current attempt. A retry first replays Pingora's
+    /// retry buffer (the bytes already counted) through `request_body_filter`.
+    pub body_seen: u64,
 }
 
 /// Per-request state.
@@ -96,6 +99,8 @@ pub(crate) struct Ctx {
     pub body_bytes: u64,
     /// When the request started.
     pub started: Instant,
+    /// When the first request body bytes arrived: the minimum body rate counts from here.
+    pub body_started: Option<Instant>,
     /// What the route's agents said.
     pub agents: AgentState,
     /// Body inspection progress: request, response.
@@ -241,6 +246,22 @@ impl Zentinel {
     }
 }
 
+/// The explanation given where the error was raised: the innermost context of its chain.
+/// Hooks wrap errors in more context for the error log (`error_while_proxy` adds the peer's
+/// address), which must not reach the client.
+fn own_explanation(e: &Error) -> Option<String> {
+    let mut root = e;
+    // `more_context` keeps the wrapped error as its cause, boxed once more.
+    while let Some(inner) = root.cause.as_deref().and_then(|c| {
+        c.downcast_ref::<Box<Error>>()
+            .map(AsRef::as_ref)
+            .or_else(|| c.downcast_ref::<Error>())
+    }) {
+        root = inner;
+    }
+    root.context.as_ref().map(ToString::to_string)
+}
+
 /// The peer for target `t` of pool `pool`: over TLS when the upstream has a `tls` block.
 fn new_peer(rt: &Runtime, pool: usize, t: usize) -> HttpPeer {
     let addr = rt.pools[pool].targets[t].addr();
@@ -271,6 +292,7 @@ impl ProxyHttp for Zentinel {
             attempt: Attempt::default(),
             slots: (None, None),
             body_bytes: 0,
+            body_started: None,
             started: Instant::now(),
             agents: AgentState::default(),
             bodies: (BodyState::default(), BodyState::default()),
@@ -309,7 +331,7 @@ impl ProxyHttp for Zentinel {
             // Pipelined requests are answered one after the other, in order (RFC 9112
             // §9.3.2); without this Pingora answers the first and drops the rest.
             session.set_pipelining_enabled(true);
-            slow_clients::arm(session, listener, ctx.started);
+            slow_clients::arm(session, listener);
             match self.admit(session, ctx) {
                 Some(why) => self.refuse(session, ctx, why).await,
                 None => {
@@ -364,6 +386,7 @@ impl ProxyHttp for Zentinel {
         ctx.attempt.last_target = Some(t);
         ctx.attempt.tried.insert(t);
         ctx.attempt.count += 1;
+        ctx.attempt.body_seen = 0;
         ctx.attempt.failed = false;
         let upstream = &rt.config.upstreams[pool_index];
         // No wait may outlive the route's deadline for the whole request.
@@ -524,6 +547,15 @@ impl ProxyHttp for Zentinel {
     ) -> Result<()> {
         let span = ctx.span.clone();
         async {
+            let len = body.as_ref().map_or(0, |b| b.len() as u64);
+            let seen = ctx.attempt.body_seen;
+            ctx.attempt.body_seen = seen.saturating_add(len);
+            if len > 0 && seen.saturating_add(len) <= ctx.body_bytes {
+                // A retry replaying bytes this request already counted, checked and showed
+                // to its filters (a body an agent judged is never replayed): forward them.
+                Self::inference_forwarded(ctx, end_of_stream);
+                return Ok(());
+            }
             if let (Some(b), Some(route)) = (body.as_ref(), ctx.route) {
                 ctx.body_bytes += b.len() as u64;
                 if ctx.body_bytes > ctx.rt.routes[route].max_body_bytes {
@@ -531,9 +563,10 @@ impl ProxyHttp for Zentinel {
                     return Err(Refusal::BodyTooLarge.error());
                 }
             }
-            if body.is_some() {
+            if len > 0 && !end_of_stream {
                 let listener = &ctx.rt.config.listeners[self.listener];
-                slow_clients::on_body_chunk(session, listener, ctx.started, ctx.body_bytes)?;
+                let started = *ctx.body_started.get_or_insert_with(Instant::now);
+                slow_clients::on_body_chunk(session, listener, started, ctx.body_bytes)?;
             }
             // Before the agents: they see the body once it has been counted.
             self.inference_body(body, end_of_stream, ctx).await?;
@@ -686,7 +719,7 @@ impl ProxyHttp for Zentinel {
             }
             if status > 0 && session.response_written().is_none() {
                 let route = ctx.route.map(|i| ctx.rt.config.routes[i].id.to_string());
-                let explained = e.context.as_ref().map(ToString::to_string);
+                let explained = own_explanation(e);
                 let detail = match (e.etype(), status) {
                     (HTTPStatus(_), _) => explained.as_deref().unwrap_or("refused"),
                     (_, 502) => "the upstream could not be reached or answered badly",
