@@ -113,6 +113,7 @@ fn ambiguous_paths_are_refused_before_any_upstream_is_involved() {
         ("/public/..;/admin/x", "path-dot-segment-parameter"),
         ("/public/.;a=b/admin/x", "path-dot-segment-parameter"),
     ];
+    let non_ascii = "path-non-ascii";
     for (sent, _) in cases {
         let raw = format!("GET {sent} HTTP/1.1\r\nHost: h\r\n\r\n");
         let r = send_raw(addr, raw.as_bytes()).expect(sent);
@@ -120,11 +121,32 @@ fn ambiguous_paths_are_refused_before_any_upstream_is_involved() {
         assert!(r.header("x-request-id").is_some(), "{sent}");
         assert_eq!(r.header("connection"), Some("close"), "{sent}");
     }
+    // Bytes that are not ASCII in the path or the query: a request target is ASCII (RFC 9112
+    // §3.2), so they are refused rather than forwarded as a guess — valid UTF-8 by Zentinel
+    // (with the request ID and an audit line), invalid UTF-8 already by Pingora's parser.
+    let raw: [&[u8]; 1] = [b"GET /caf\xc3\xa9?q=\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n"];
+    for request in raw {
+        let r = send_raw(addr, request).expect("non-ASCII target");
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains("must be ASCII"), "{}", r.text());
+    }
+    // A target in no form at all is not rooted at `/`.
+    let r = send_raw(addr, b"GET admin/x HTTP/1.1\r\nHost: h\r\n\r\n").expect("no form");
+    assert_eq!(r.status, 400, "{}", r.text());
+    for request in [
+        &b"GET /a\xe9 HTTP/1.1\r\nHost: h\r\n\r\n"[..],
+        b"GET /a?q=\xe9 HTTP/1.1\r\nHost: h\r\n\r\n",
+    ] {
+        let r = send_raw(addr, request).expect("non-UTF-8 target");
+        assert_eq!(r.status, 400, "{}", r.text());
+    }
     assert_eq!(admin.connections() + public.connections(), 0);
     wait_until(Duration::from_secs(5), "one audit line per refusal", || {
-        audit(p.dir()).len() >= cases.len()
+        audit(p.dir()).len() >= cases.len() + raw.len()
     });
     let lines = audit(p.dir());
+    let refused_non_ascii = lines.iter().filter(|l| l["reason"] == non_ascii).count();
+    assert_eq!(refused_non_ascii, raw.len(), "{lines:?}");
     for (sent, reason) in cases {
         assert!(
             lines

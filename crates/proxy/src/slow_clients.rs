@@ -7,9 +7,12 @@
 //! - `body-read-timeout-ms` is the session's read timeout, which Pingora applies to every read
 //!   of the request body (and to draining what is left of it before a connection is reused);
 //! - `min-body-rate-bytes-per-sec` with `body-rate-grace-ms` gives the body a deadline that
-//!   moves with what has arrived: `grace + bytes / rate` after the request head. After each
-//!   chunk the read timeout is shortened to that deadline when it is nearer than the gap, so a
-//!   client sending one byte just before each read would time out is cut all the same;
+//!   moves with what has arrived: `grace + bytes / rate` after its first bytes arrived (time
+//!   the proxy spends before it reads the body — agents, connecting upstream — is not the
+//!   client's). After each chunk the read timeout is shortened to that deadline when it is
+//!   nearer than the gap, so a client sending one byte just before each read would time out
+//!   is cut all the same. Only a read that has to wait is cut: bytes already received are
+//!   taken, and a retry replaying the body reads nothing from the client;
 //! - `send-timeout-ms` is the session's write timeout: one write of a response chunk (Pingora
 //!   reads upstream bodies in chunks of at most 64 KiB and queues at most a few of them) that
 //!   the client's connection does not take within it fails, and the connection is closed.
@@ -46,36 +49,39 @@ fn rate_deadline(l: &Listener, started: Instant, received: u64) -> Option<Instan
     Some(started + l.body_rate_grace + Duration::from_millis(earned_ms))
 }
 
+/// The shortest read timeout set: Pingora polls the read before the timer, so bytes already
+/// received are still taken; a read that has to wait fails at once.
+const AT_ONCE: Duration = Duration::from_millis(1);
+
 /// The read timeout for the next body read: the gap deadline, or the rate deadline when that
-/// is nearer. `None` when the rate deadline has passed.
-fn next_read_timeout(
-    l: &Listener,
-    started: Instant,
-    received: u64,
-    now: Instant,
-) -> Option<Duration> {
+/// is nearer ([`AT_ONCE`] when it has passed).
+fn next_read_timeout(l: &Listener, started: Instant, received: u64, now: Instant) -> Duration {
     match rate_deadline(l, started, received) {
-        None => Some(l.body_read_timeout),
-        Some(d) if d <= now => None,
-        Some(d) => Some(l.body_read_timeout.min(d - now)),
+        None => l.body_read_timeout,
+        Some(d) => l
+            .body_read_timeout
+            .min(d.saturating_duration_since(now))
+            .max(AT_ONCE),
     }
 }
 
 /// Sets the request's client timeouts from its listener (at the start of `request_filter`).
 /// WebSocket upgrades keep Pingora's own read timeout: after the 101 their "body" is the
 /// WebSocket stream, which may be quiet for long.
-pub(crate) fn arm(session: &mut Session, l: &Listener, started: Instant) {
+pub(crate) fn arm(session: &mut Session, l: &Listener) {
     session.set_write_timeout(Some(l.send_timeout));
     if session.is_upgrade_req() {
         return;
     }
-    let first = next_read_timeout(l, started, 0, Instant::now()).unwrap_or(Duration::ZERO);
-    session.set_read_timeout(Some(first));
+    // The first body bytes are held to the gap; the rate counts from their arrival.
+    session.set_read_timeout(Some(l.body_read_timeout));
     session.set_total_drain_timeout(Some(l.body_read_timeout));
 }
 
-/// After a body chunk: `Err` when the body is already past its rate deadline, else the next
-/// read's timeout is set. Upgraded connections are not timed here (see [`arm`]).
+/// After a body chunk that is not the last: the next read's timeout. `started` is when the
+/// body's first bytes arrived. On HTTP/2, where Pingora's read timeout does not apply, a chunk
+/// that arrives after the rate deadline ends the request instead (`Err`). Upgraded
+/// connections are not timed here (see [`arm`]).
 pub(crate) fn on_body_chunk(
     session: &mut Session,
     l: &Listener,
@@ -85,17 +91,20 @@ pub(crate) fn on_body_chunk(
     if session.was_upgraded() || session.is_upgrade_req() {
         return Ok(());
     }
-    match next_read_timeout(l, started, received, Instant::now()) {
-        Some(t) => {
-            session.set_read_timeout(Some(t));
-            Ok(())
-        }
-        None => Err(Error::explain(
-            ErrorType::ReadTimedout,
-            "the request body arrived slower than min-body-rate-bytes-per-sec",
-        )
-        .into_down()),
+    let now = Instant::now();
+    if session.as_downstream().is_http2() {
+        return match rate_deadline(l, started, received) {
+            Some(d) if d < now => Err(Error::explain(
+                ErrorType::ReadTimedout,
+                "the request body arrived slower than min-body-rate-bytes-per-sec",
+            )
+            .into_down()),
+            _ => Ok(()),
+        };
     }
+    let t = next_read_timeout(l, started, received, now);
+    session.set_read_timeout(Some(t));
+    Ok(())
 }
 
 /// The audit reason for an error that ended a request, when it is one of these cuts.
@@ -127,7 +136,8 @@ fn reason(
 /// Writes the audit line of a slow-client cut (from `fail_to_proxy`); `answered` is the
 /// status sent, `None` when the connection was only closed.
 pub(crate) fn audit(e: &Error, ctx: &Ctx, l: &Listener, answered: Option<u16>) {
-    if let Some(reason) = reason(e, l, ctx.started, ctx.body_bytes, Instant::now()) {
+    let started = ctx.body_started.unwrap_or_else(Instant::now);
+    if let Some(reason) = reason(e, l, started, ctx.body_bytes, Instant::now()) {
         ctx.rt.audit_log.rejection(&Rejection {
             request_id: Some(&ctx.request_id),
             route: ctx.route.map(|i| ctx.rt.config.routes[i].id.as_str()),
@@ -162,19 +172,16 @@ mod tests {
             Some(t0 + Duration::from_secs(5))
         );
         // Nearer than the gap: the read timeout is shortened to it.
-        assert_eq!(
-            next_read_timeout(&l, t0, 0, t0),
-            Some(Duration::from_secs(2))
-        );
+        assert_eq!(next_read_timeout(&l, t0, 0, t0), Duration::from_secs(2));
         // Farther than the gap: the gap.
         assert_eq!(
             next_read_timeout(&l, t0, 10_000, t0),
-            Some(Duration::from_secs(5))
+            Duration::from_secs(5)
         );
-        // Past it: cut.
+        // Past it: the next read must find bytes already received, or it is cut.
         assert_eq!(
             next_read_timeout(&l, t0, 10, t0 + Duration::from_secs(3)),
-            None
+            AT_ONCE
         );
         assert_eq!(rate_deadline(&l, t0, u64::MAX).map(|d| d > t0), Some(true));
     }
@@ -187,7 +194,7 @@ mod tests {
         let later = t0 + Duration::from_secs(3600);
         assert_eq!(
             next_read_timeout(&l, t0, 1, later),
-            Some(Duration::from_millis(700))
+            Duration::from_millis(700)
         );
     }
 

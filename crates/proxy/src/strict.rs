@@ -38,6 +38,24 @@ pub(crate) fn check(req: &RequestHeader, raw: Option<&[u8]>) -> Option<Malformed
 /// normalises differently, an absolute-form target, or bytes Pingora kept verbatim. After it,
 /// the path routes are matched on is byte for byte the path the upstream receives.
 pub(crate) fn normalize_target(req: &mut RequestHeader) -> Result<(), PathError> {
+    if !req.raw_path_is_utf8() || !req.raw_path().is_ascii() {
+        // The parsed URI holds a lossy rendering: refuse rather than forward a guess.
+        return Err(PathError::NonAscii);
+    }
+    // Origin form, asterisk form, or absolute form (`http://` or `https://`, any case);
+    // anything else (`GET foo`) Pingora would root at `/`, a path the client never sent.
+    let target = req.raw_path();
+    let absolute = |scheme: &[u8]| {
+        target
+            .get(..scheme.len())
+            .is_some_and(|t| t.eq_ignore_ascii_case(scheme))
+    };
+    if !matches!(target.first(), Some(b'/' | b'*'))
+        && !absolute(b"http://")
+        && !absolute(b"https://")
+    {
+        return Err(PathError::NotAbsolute);
+    }
     let raw = req.uri.path();
     let raw = if raw.is_empty() { "/" } else { raw };
     let path = zentinel_config::path::normalize(raw)?;

@@ -184,7 +184,7 @@ static LISTENER: BlockSchema = BlockSchema {
                 unit: "bytes",
             },
             D::Int(500),
-            "Lowest average rate of a request body once `body-rate-grace-ms` has passed: a body that has sent `n` bytes must have done so within `body-rate-grace-ms` + `n` / this rate seconds of the request headers, else it is ended like a `body-read-timeout-ms` one. Bounds clients that send one byte just before each read would time out. Checked while waiting on HTTP/1, as each DATA frame arrives on HTTP/2. `0` turns the rate check off.",
+            "Lowest average rate of a request body once `body-rate-grace-ms` has passed: a body that has sent `n` bytes must have done so within `body-rate-grace-ms` + `n` / this rate seconds of its first bytes (time the proxy spends before reading the body is not the client's), else it is ended like a `body-read-timeout-ms` one; bytes already received are always taken, and a retry's replay of the body is not timed. Bounds clients that send one byte just before each read would time out. Checked while waiting on HTTP/1, as each DATA frame arrives on HTTP/2. `0` turns the rate check off.",
             "min-body-rate-bytes-per-sec 1024",
         ),
         K::new(
