@@ -61,7 +61,10 @@ routes {{ route "r" {{ upstream "u"; }} }}"#,
     );
     let json = p.dir().join("sslyze.json");
     let started = Instant::now();
-    let out = Command::new(&sslyze)
+    // Bounded: coreutils' `timeout` ends a hung scan (and kills it 5 s later if need be).
+    let out = Command::new("timeout")
+        .args(["-k", "5", "120"])
+        .arg(&sslyze)
         .arg("--mozilla_config=intermediate")
         // The test CA as the trust store: path validation is part of the profile.
         .arg(format!(
