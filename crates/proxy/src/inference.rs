@@ -149,17 +149,31 @@ impl Exchange {
     /// (prompt, completion, source) to charge when the exchange ends: the usage the answer
     /// reported (or its streamed deltas) when it did; otherwise the prompt's estimate once
     /// the prompt was forwarded — whether the upstream then answered, failed, or the client
-    /// left first, the model may have run — and nothing for a prompt that never left the
-    /// proxy.
+    /// left first, the model may have run — except after a 4xx answer (the provider refused
+    /// the request); and nothing for a prompt that never left the proxy.
     pub(crate) fn used(self) -> (u64, u64, Source) {
         let estimate = self.prompt.as_ref().map_or(0, |p| p.tokens);
         let read = self.scanner.map(|s| s.finish().settle(estimate));
         match read {
             Some(used @ (_, _, Source::Usage | Source::Deltas)) => used,
-            _ if self.forwarded => (estimate, 0, Source::Estimate),
+            // A 4xx answer is the provider refusing the request (bad request, authentication,
+            // its own rate limit): the model did not run.
+            _ if self.forwarded && !(400..500).contains(&self.status) => {
+                (estimate, 0, Source::Estimate)
+            }
             _ => (0, 0, Source::Estimate),
         }
     }
+}
+
+/// Adds to a counter that upstreams can push anywhere (reported usage): it stops at
+/// `u64::MAX` instead of wrapping to a small number.
+fn add_saturating(c: &AtomicU64, n: u64) {
+    let _ = c.fetch_update(
+        std::sync::atomic::Ordering::Relaxed,
+        std::sync::atomic::Ordering::Relaxed,
+        |v| Some(v.saturating_add(n)),
+    );
 }
 
 /// The `X-Inference-*` headers of an answer: what the key has left.
@@ -246,21 +260,18 @@ impl InferenceCounters {
     }
 
     pub(crate) fn estimated(&self, tokens: u64) {
-        self.estimated
-            .fetch_add(tokens, std::sync::atomic::Ordering::Relaxed);
+        add_saturating(&self.estimated, tokens);
     }
 
     pub(crate) fn used(&self, prompt: u64, completion: u64, source: Source) {
         let i = index(&SOURCES, &source);
-        let add = |c: &AtomicU64, n| c.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        add(&self.prompt[i], prompt);
-        add(&self.completion[i], completion);
+        add_saturating(&self.prompt[i], prompt);
+        add_saturating(&self.completion[i], completion);
     }
 
     /// `tokens` charged against the budget of `period`.
     pub(crate) fn budget_charged(&self, period: BudgetPeriod, tokens: u64) {
-        self.budget_tokens[index(&PERIODS, &period)]
-            .fetch_add(tokens, std::sync::atomic::Ordering::Relaxed);
+        add_saturating(&self.budget_tokens[index(&PERIODS, &period)], tokens);
     }
 
     /// Tokens charged against the budget of `period`.
@@ -349,5 +360,18 @@ mod tests {
         );
         assert_eq!(exchange(true, Some(usage)).used(), (3, 4, Source::Usage));
         assert_eq!(exchange(false, Some(usage)).used(), (3, 4, Source::Usage));
+        // A 4xx is the provider refusing the request before the model ran: given back.
+        for status in [400, 401, 429] {
+            let mut ex = exchange(true, Some(error));
+            ex.status = status;
+            assert_eq!(ex.used(), (0, 0, Source::Estimate), "{status}");
+        }
+    }
+
+    #[test]
+    fn counters_stop_at_the_maximum() {
+        let c = AtomicU64::new(u64::MAX - 1);
+        add_saturating(&c, 5);
+        assert_eq!(c.load(std::sync::atomic::Ordering::Relaxed), u64::MAX);
     }
 }
