@@ -19,7 +19,9 @@ use std::thread;
 use std::time::Duration;
 
 use support::agent::{MockAgent, Script, THREE_ROUTES, proxy_config};
-use support::{Behaviour, MockUpstream, Proxy, Response, free_addr, get, request, wait_until};
+use support::{
+    Behaviour, MockUpstream, Proxy, Response, free_addr, get, request, value, wait_until,
+};
 
 const HUP: i32 = 1;
 const WAIT: Duration = Duration::from_secs(10);
@@ -80,14 +82,6 @@ fn curl_metrics(admin: SocketAddr) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("UTF-8 exposition")
-}
-
-/// The value of `series` (name and labels, exactly as written) in `metrics`; 0 if absent.
-fn value(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// The hash of `zentinel_config_info`.

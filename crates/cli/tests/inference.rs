@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::llm::MockLlm;
-use support::{MockUpstream, Proxy, Response, free_addr, get, request, wait_until};
+use support::{MockUpstream, Proxy, Response, count, free_addr, metrics, request, wait_until};
 
 struct Setup {
     proxy: Proxy,
@@ -122,20 +122,6 @@ fn header_u64(r: &Response, name: &str) -> u64 {
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-fn metrics(admin: SocketAddr) -> String {
-    let r = get(admin, "admin", "/metrics");
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.text()
-}
-
-/// The value of `series` (name and labels, exactly as written); 0 if absent.
-fn value(metrics: &str, series: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn audit(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("audit.log"))
         .unwrap_or_default()
@@ -156,7 +142,7 @@ fn audit_lines(dir: &Path, n: usize) -> Vec<serde_json::Value> {
 /// exchange's log line is written, just after the client has its answer).
 fn settled(s: &Setup, series: &str, want: u64) {
     wait_until(Duration::from_secs(5), series, || {
-        value(&metrics(s.admin), series) == want
+        count(&metrics(s.admin), series) == want
     });
 }
 
@@ -188,15 +174,15 @@ fn openai_json_is_counted_before_and_charged_its_usage_after() {
     );
     let m = metrics(s.admin);
     let prompt = r#"zentinel_inference_tokens_total{route="openai",kind="prompt",source="usage"}"#;
-    assert_eq!(value(&m, prompt), 10, "the mock's own prompt count");
+    assert_eq!(count(&m, prompt), 10, "the mock's own prompt count");
     let estimated = r#"zentinel_inference_estimated_prompt_tokens_total{route="openai"}"#;
-    assert_eq!(value(&m, estimated), PROMPT_TOKENS);
+    assert_eq!(count(&m, estimated), PROMPT_TOKENS);
     // 40 used in all: the next answer shows 6000 - 40 - 8, plus what a few ms refilled.
     let r = chat(&s, "a", &openai_body(1, false, false), &[]);
     let left = header_u64(&r, "x-inference-tokens-remaining");
     assert!((5952..=5962).contains(&left), "{left}");
     assert_eq!(
-        value(
+        count(
             &metrics(s.admin),
             r#"zentinel_inference_keys{route="openai"}"#
         ),
@@ -241,7 +227,7 @@ fn a_prompt_over_the_limit_is_answered_429_and_never_reaches_the_model() {
     );
     let m = metrics(s.admin);
     assert_eq!(
-        value(
+        count(
             &m,
             r#"zentinel_inference_requests_total{route="openai",outcome="tokens-per-minute"}"#
         ),
@@ -318,7 +304,7 @@ fn openai_streams_charge_the_final_usage_or_else_the_deltas() {
     );
     let m = metrics(s.admin);
     assert_eq!(
-        value(
+        count(
             &m,
             r#"zentinel_inference_tokens_total{route="openai",kind="prompt",source="usage"}"#
         ),
@@ -334,7 +320,7 @@ fn openai_streams_charge_the_final_usage_or_else_the_deltas() {
         15,
     );
     assert_eq!(
-        value(
+        count(
             &metrics(s.admin),
             r#"zentinel_inference_tokens_total{route="openai",kind="prompt",source="deltas"}"#
         ),
@@ -382,7 +368,7 @@ fn anthropic_json_and_streams_charge_input_and_output_tokens() {
         65,
     );
     assert_eq!(
-        value(
+        count(
             &metrics(s.admin),
             r#"zentinel_inference_tokens_total{route="anthropic",kind="prompt",source="usage"}"#
         ),
@@ -420,7 +406,7 @@ fn requests_per_minute_refuses_before_the_body_is_read() {
     let series =
         |o: &str| format!(r#"zentinel_inference_requests_total{{route="openai",outcome="{o}"}}"#);
     settled(&s, &series("allowed"), 3);
-    assert_eq!(value(&metrics(s.admin), &series("requests-per-minute")), 1);
+    assert_eq!(count(&metrics(s.admin), &series("requests-per-minute")), 1);
 }
 
 #[test]
@@ -463,7 +449,7 @@ fn an_enforced_budget_refuses_until_the_period_ends_and_alert_only_logs_once() {
             .any(|l| l["limit"] == "budget-hourly" && l["status"] == 429)
     );
     assert_eq!(
-        value(
+        count(
             &metrics(s.admin),
             r#"zentinel_inference_budget_alerts_total{route="openai",period="daily"}"#
         ),
@@ -494,7 +480,7 @@ fn an_error_answer_without_usage_keeps_the_estimate_charged() {
     assert_eq!(origin.hits(), 2);
     let estimate =
         r#"zentinel_inference_tokens_total{route="openai",kind="prompt",source="estimate"}"#;
-    assert_eq!(value(&metrics(s.admin), estimate), 2 * PROMPT_TOKENS);
+    assert_eq!(count(&metrics(s.admin), estimate), 2 * PROMPT_TOKENS);
 }
 
 #[test]
@@ -558,7 +544,7 @@ fn a_prompt_over_what_is_left_of_an_enforced_budget_is_refused_and_budgets_are_m
         200
     );
     settled(&s, &series(tokens, "hourly"), 20);
-    assert_eq!(value(&metrics(s.admin), &series(reached, "hourly")), 0);
+    assert_eq!(count(&metrics(s.admin), &series(reached, "hourly")), 0);
     // 20 left of the hourly budget: a prompt counted at more is refused before it is sent,
     // until the hour ends.
     let long = "lorem ipsum dolor sit amet ".repeat(4);
@@ -591,10 +577,10 @@ fn a_prompt_over_what_is_left_of_an_enforced_budget_is_refused_and_budgets_are_m
     );
     settled(&s, &series(reached, "hourly"), 1);
     let m = metrics(s.admin);
-    assert_eq!(value(&m, &series(tokens, "hourly")), 61, "{m}");
-    assert_eq!(value(&m, &series(tokens, "daily")), 61, "{m}");
+    assert_eq!(count(&m, &series(tokens, "hourly")), 61, "{m}");
+    assert_eq!(count(&m, &series(tokens, "daily")), 61, "{m}");
     assert_eq!(
-        value(
+        count(
             &m,
             r#"zentinel_inference_requests_total{route="openai",outcome="budget-hourly"}"#
         ),
@@ -808,7 +794,7 @@ fn a_generic_route_counts_openai_and_anthropic_shapes_and_charges_either_usage()
     settled(&s, completion, 13);
     let m = metrics(s.admin);
     assert_eq!(
-        value(
+        count(
             &m,
             r#"zentinel_inference_estimated_prompt_tokens_total{route="generic"}"#
         ),
@@ -842,7 +828,7 @@ fn a_client_ip_key_behind_a_trusted_proxy_limits_each_forwarded_client() {
     // Another client behind the same proxy has its own minute.
     assert_eq!(post(&s, path, &from("203.0.113.2"), &body).status, 200);
     assert_eq!(
-        value(&metrics(s.admin), r#"zentinel_inference_keys{route="ip"}"#),
+        count(&metrics(s.admin), r#"zentinel_inference_keys{route="ip"}"#),
         2
     );
     let lines = audit_lines(s.proxy.dir(), 1);

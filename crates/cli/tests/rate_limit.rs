@@ -18,7 +18,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{MockUpstream, Proxy, Response, free_addr, get, request, wait_until};
+use support::{MockUpstream, Proxy, Response, free_addr, get, metrics, request, value, wait_until};
 
 const HUP: i32 = 1;
 
@@ -78,20 +78,6 @@ fn burst(addr: SocketAddr, path: &str, headers: &[(&str, &str)], n: usize) -> Ve
 
 fn count(responses: &[Response], status: u16) -> usize {
     responses.iter().filter(|r| r.status == status).count()
-}
-
-fn metrics(admin: SocketAddr) -> String {
-    let r = get(admin, "admin", "/metrics");
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.text()
-}
-
-/// The value of `series` (name and labels, exactly as written); 0 if absent.
-fn value(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 fn audit(dir: &Path) -> String {

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use support::redis::Redis;
-use support::{MockUpstream, Proxy, Response, free_addr, get, wait_until};
+use support::{MockUpstream, Proxy, Response, free_addr, get, metrics, value, wait_until};
 
 /// A proxy with `filters` and `routes`, the admin API at `admin`.
 fn config(
@@ -51,20 +51,6 @@ fn start(up: &MockUpstream, filters: &str, routes: &str) -> Running {
     let r = Running { proxy, addr, admin };
     wait_connected(&r, filters.matches("backend \"redis\"").count());
     r
-}
-
-fn metrics(admin: SocketAddr) -> String {
-    let r = get(admin, "admin", "/metrics");
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.text()
-}
-
-/// The value of `series` (name and labels, exactly as written); 0 if absent.
-fn value(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// Waits until every shared filter has its two connections up.

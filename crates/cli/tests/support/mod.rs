@@ -9,6 +9,7 @@
 pub mod agent;
 mod client;
 pub mod llm;
+mod metrics;
 pub mod pki;
 mod proxy;
 pub mod redis;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 
 pub use self::{
     client::{CLIENT_TIMEOUT, RawConn, Response, get, request, send_raw, send_raw_with_timeout},
+    metrics::{count, metrics, value},
     proxy::{Proxy, START_TIMEOUT},
     upstream::{Behaviour, MockUpstream, RecordedRequest},
 };
