@@ -22,6 +22,7 @@ use zentinel_agent_protocol::{AgentResponse, Capabilities, Encoding, Event};
 use zentinel_config::model::{Agent, AgentEvent, AgentTransport, Config, FailureMode, Route};
 
 use crate::BuildError;
+use crate::io_runtime::IoRuntime;
 use crate::metrics::{AgentMetrics, AgentRouteCounters, ClientRegistration, Registry};
 use body::BodyUse;
 use breaker::Breaker;
@@ -311,9 +312,9 @@ impl Agents {
                 _io: None,
             });
         }
-        let io = IoRuntime::new()?;
+        let io = IoRuntime::new("zentinel-agents", "agent")?;
         let list = {
-            let _entered = io.0.as_ref().map(tokio::runtime::Runtime::enter);
+            let _entered = io.get().map(tokio::runtime::Runtime::enter);
             config
                 .agents
                 .iter()
@@ -372,29 +373,4 @@ fn agent_runtime(agent: &Agent, metrics: Arc<AgentMetrics>) -> Result<AgentRunti
         breaker: Breaker::new(&agent.circuit_breaker),
         metrics,
     })
-}
-
-/// The runtime agent connections run on; shut down without blocking when the configuration
-/// it belongs to is dropped (which may happen on a request worker).
-#[derive(Debug)]
-struct IoRuntime(Option<tokio::runtime::Runtime>);
-
-impl IoRuntime {
-    fn new() -> Result<Self, BuildError> {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("zentinel-agents")
-            .enable_all()
-            .build()
-            .map(|rt| Self(Some(rt)))
-            .map_err(|e| BuildError::Internal(format!("agent I/O runtime: {e}")))
-    }
-}
-
-impl Drop for IoRuntime {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
-    }
 }

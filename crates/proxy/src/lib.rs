@@ -18,6 +18,7 @@ mod header_deadline;
 mod health;
 mod http2;
 mod inference;
+mod io_runtime;
 mod limits;
 pub mod log_file;
 mod metrics;

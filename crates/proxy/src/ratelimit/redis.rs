@@ -23,6 +23,7 @@ use zentinel_config::model::{FilterId, RedisBackend};
 
 use super::local::{Quota, Take};
 use crate::BuildError;
+use crate::io_runtime::IoRuntime;
 
 /// The bucket of `KEYS[1]`: `ARGV` = interval, capacity and longest delay (-1: none), in
 /// microseconds. Returns `{0, 0, ahead}` (allowed), `{1, wait, ahead}` (delayed, slot
@@ -224,7 +225,7 @@ impl Shared {
             .map(|i| i.set_redis_settings(redis))
             .and_then(Client::open)
             .map_err(|err| BuildError::Internal(format!("filter \"{filter}\": {err}")))?;
-        let io = IoRuntime::new()?;
+        let io = IoRuntime::new("zentinel-ratelimit-redis", "rate-limit")?;
         let slots: Arc<[Arc<Slot>]> = (0..backend.pool_size.max(1))
             .map(|_| Arc::new(Slot::default()))
             .collect();
@@ -233,7 +234,7 @@ impl Shared {
             .set_response_timeout(Some(backend.timeout));
         let server = e.to_string();
         let breaker = Arc::new(Breaker::default());
-        if let Some(rt) = &io.0 {
+        if let Some(rt) = io.get() {
             for slot in slots.iter() {
                 let s = Supervisor {
                     slot: slot.clone(),
@@ -448,31 +449,6 @@ impl Supervisor {
                     }
                 }
             }
-        }
-    }
-}
-
-/// The runtime a filter's connections run on; shut down without blocking when the filter
-/// is dropped (which may happen on a request worker, after a reload).
-#[derive(Debug)]
-struct IoRuntime(Option<tokio::runtime::Runtime>);
-
-impl IoRuntime {
-    fn new() -> Result<Self, BuildError> {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("zentinel-ratelimit-redis")
-            .enable_all()
-            .build()
-            .map(|rt| Self(Some(rt)))
-            .map_err(|e| BuildError::Internal(format!("rate-limit I/O runtime: {e}")))
-    }
-}
-
-impl Drop for IoRuntime {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
         }
     }
 }
