@@ -184,62 +184,62 @@ const COVERED_ELSEWHERE: &[(&str, &str, &str)] = &[
     (
         "listeners.listener",
         "protocol",
-        "https needs tls: tests/rules.rs https_listener_needs_tls",
+        "https needs tls: tests/rules/listeners.rs https_listener_needs_tls",
     ),
     (
         "agents.agent.transport",
         "grpc",
-        "exclusive with unix-socket: tests/rules.rs transport_grpc",
+        "exclusive with unix-socket: tests/rules/routes.rs transport_grpc",
     ),
     (
         "upstreams.upstream.health-check",
         "tcp",
-        "exclusive with http: tests/rules.rs health_check_tcp",
+        "exclusive with http: tests/rules/upstreams.rs health_check_tcp",
     ),
     (
         "upstreams.upstream",
         "dns-refresh-ms",
-        "needs a host-name target: tests/rules.rs dns_refresh_needs_a_host_name",
+        "needs a host-name target: tests/rules/upstreams.rs dns_refresh_needs_a_host_name",
     ),
     (
         "upstreams.upstream",
         "hash-on",
-        "needs consistent-hash: tests/rules.rs hash_on_*",
+        "needs consistent-hash: tests/rules/upstreams.rs hash_on_*",
     ),
     (
         "upstreams.upstream.tls",
         "key-file",
-        "pairs with cert-file: tests/rules.rs upstream_client_cert",
+        "pairs with cert-file: tests/rules/upstreams.rs upstream_client_cert",
     ),
     (
         "upstreams.upstream.tls",
         "cert-file",
-        "pairs with key-file: tests/rules.rs upstream_client_cert",
+        "pairs with key-file: tests/rules/upstreams.rs upstream_client_cert",
     ),
     (
         "observability.access-log",
         "path",
-        "needs destination file: tests/rules.rs log_file_path",
+        "needs destination file: tests/rules/diagnostics.rs log_file_path",
     ),
     (
         "observability.audit-log",
         "path",
-        "needs destination file: tests/rules.rs log_file_path",
+        "needs destination file: tests/rules/diagnostics.rs log_file_path",
     ),
     (
         "observability.error-log",
         "path",
-        "needs destination file: tests/rules.rs log_file_path",
+        "needs destination file: tests/rules/diagnostics.rs log_file_path",
     ),
     (
         "filters.filter",
         "type",
-        "one type so far, required: tests/rules.rs filter_type",
+        "one type so far, required: tests/rules/routes.rs filter_type",
     ),
     (
         "filters.filter",
         "max-delay-ms",
-        "needs on-limit delay: tests/rules.rs rate_limit_delay",
+        "needs on-limit delay: tests/rules/routes.rs rate_limit_delay",
     ),
 ];
 
