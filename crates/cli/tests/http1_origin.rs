@@ -396,8 +396,64 @@ fn a_body_that_breaks_after_the_head_closes_the_client_connection() {
 }
 
 /// An answer before the request body was sent (a 413 while the client is still uploading,
-/// RFC 9110 §15.5.14): the client gets it, and no upstream connection is used again with
-/// part of a request body still to come on it.
+/// RFC 9110 §15.5.14): the client gets it, and the upstream connection is never used again,
+/// even when the rest of the body did follow and the origin read it — when it answered, the
+/// origin had not read the body, and the proxy cannot know that it would (vendor/README.md).
+#[test]
+fn an_answer_before_the_whole_body_was_sent_is_not_followed_on_its_connection() {
+    let up = origin(vec![Case {
+        name: "drains",
+        reply: Reply::raw(
+            &b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\n\r\ntoo big\n"[..],
+        )
+        .body(BodyRead::After),
+    }]);
+    let (_proxy, addr) = start(&up);
+    let mut failures = Vec::new();
+    // The client is still uploading when the 413 comes, then sends the rest of its body. The
+    // proxy forwards all of it, and the origin (which drains bodies it answered early) reads
+    // all of it.
+    const LEN: usize = 100_000;
+    let head =
+        format!("POST /case/drains HTTP/1.1\r\nHost: origin.test\r\nContent-Length: {LEN}\r\n\r\n");
+    let mut conn = RawConn::connect_with_timeout(addr, TIMEOUT).expect("connect");
+    conn.send(head.as_bytes()).expect("send head");
+    conn.send(&[b'x'; 1000]).expect("send some body");
+    match conn.read_response() {
+        Ok(r) if r.status == 413 => {}
+        Ok(r) => failures.push(format!(
+            "uploading: got {} (want the origin's 413)",
+            r.status
+        )),
+        Err(e) => failures.push(format!("uploading: no answer ({e})")),
+    }
+    // The rest of the body, after the answer; the proxy may already have stopped reading.
+    let _ = conn.send(&[b'x'; LEN - 1000]);
+    let deadline = Instant::now() + CLOSE_WITHIN;
+    let drained = loop {
+        let seen = up.last("/case/drains");
+        if seen.as_ref().is_some_and(|s| s.body.is_some()) || Instant::now() >= deadline {
+            break seen;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read = drained.as_ref().and_then(|s| s.body.as_ref()).map(Vec::len);
+    if read != Some(LEN) {
+        failures.push(format!(
+            "uploading: the origin read {read:?} body bytes, want all {LEN} (the proxy forwards the whole body)"
+        ));
+    }
+    drop(conn);
+    let on = drained.map(|s| s.conn);
+    if let Err(e) = follow_up(addr, &up, on, "uploading") {
+        failures.push(e);
+    }
+
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// An answer before the request body was read, to a body the client sent whole: the client
+/// gets it, and the next request gets its own answer whatever the origin does with the body.
 #[test]
 fn an_early_answer_leaves_no_request_bytes_on_a_reused_connection() {
     let early = |when| {
@@ -417,29 +473,7 @@ fn an_early_answer_leaves_no_request_bytes_on_a_reused_connection() {
     let (_proxy, addr) = start(&up);
     let mut failures = Vec::new();
 
-    // 1. The client is still uploading when the 413 comes, then gives up. The origin reads the
-    // body after answering, as a server must to keep the connection; had the proxy put the
-    // connection back half-way through the body, the next request's head would be swallowed
-    // as body bytes and never answered.
-    let head = b"POST /case/drains HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 100000\r\n\r\n";
-    let mut conn = RawConn::connect_with_timeout(addr, TIMEOUT).expect("connect");
-    conn.send(head).expect("send head");
-    conn.send(&[b'x'; 1000]).expect("send some body");
-    match conn.read_response() {
-        Ok(r) if r.status == 413 => {}
-        Ok(r) => failures.push(format!(
-            "uploading: got {} (want the origin's 413)",
-            r.status
-        )),
-        Err(e) => failures.push(format!("uploading: no answer ({e})")),
-    }
-    drop(conn);
-    let on = up.last("/case/drains").map(|s| s.conn);
-    if let Err(e) = follow_up(addr, &up, on, "uploading") {
-        failures.push(e);
-    }
-
-    // 2. A complete small body, answered before it was read, by an origin that drains it.
+    // 1. A complete small body, answered before it was read, by an origin that drains it.
     // The connection is at a message boundary again and may be reused.
     let small =
         b"POST /case/drains HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 10\r\n\r\n0123456789";
@@ -460,9 +494,10 @@ fn an_early_answer_leaves_no_request_bytes_on_a_reused_connection() {
         failures.push(e);
     }
 
-    // 3. Answered before the body, by an origin that never reads it nor closes: the body's
+    // 2. Answered before the body, by an origin that never reads it nor closes: the body's
     // bytes stay unread on that connection, which the origin breaks (RFC 9112 §9.3: read the
-    // body or close). The proxy cannot see that. What it guarantees: it sends the whole body
+    // body or close). When the body was all written before the answer ended (as here, sent
+    // with the head), the proxy cannot see that. What it guarantees: it sends the whole body
     // it announced, so whatever the origin reads next starts on the body's first byte and the
     // next request follows exactly after it; and the follow-up still gets its own answer.
     let small = b"POST /case/never-reads HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 10\r\n\r\n0123456789";
@@ -493,14 +528,12 @@ fn an_early_answer_leaves_no_request_bytes_on_a_reused_connection() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// `Content-Length` with `Transfer-Encoding` in a response: Pingora 0.9.1's client drops the
-/// `Content-Length` while reading the head, before any hook of the proxy sees it, and frames
-/// the body by the chunked coding alone (RFC 9112 §6.3 item 3, what an intermediary that
-/// forwards such a message must do). Not refused (see docs/security.md, "Not enforced here");
-/// what holds: the client gets one framing only — chunked, no `Content-Length` — and the
-/// decoded body, and the next request its own answer.
+/// `Content-Length` with `Transfer-Encoding` in a response, in either order: RFC 9112 §6.3
+/// says it "ought to be handled as an error". Pingora's client would drop the
+/// `Content-Length` and reuse the connection; Zentinel's patched copy refuses the head
+/// (vendor/README.md): a 502, and the next request on a new connection.
 #[test]
-fn content_length_with_transfer_encoding_is_framed_by_the_chunked_coding_alone() {
+fn content_length_with_transfer_encoding_is_502_and_the_connection_is_not_reused() {
     let up = origin(vec![
         case(
             "cl-then-te",
@@ -510,31 +543,17 @@ fn content_length_with_transfer_encoding_is_framed_by_the_chunked_coding_alone()
             "te-then-cl",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 22\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         ),
+        case(
+            "cl-and-te-identity",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: gzip\r\n\r\nhello",
+        ),
     ]);
     let (_proxy, addr) = start(&up);
-    let mut failures = Vec::new();
-    for name in ["cl-then-te", "te-then-cl"] {
-        let path = format!("/case/{name}");
-        let (_conn, resp) = exchange(addr, &get(&path));
-        match resp {
-            Ok(r)
-                if r.status == 200
-                    && r.text() == "hello"
-                    && r.header("content-length").is_none()
-                    && r.header_all("transfer-encoding") == ["chunked"] => {}
-            Ok(r) => failures.push(format!(
-                "{name}: {} {:?} {:?}, want 200 chunked \"hello\" without Content-Length",
-                r.status,
-                r.headers,
-                r.text()
-            )),
-            Err(e) => failures.push(format!("{name}: no answer ({e})")),
-        }
-        if let Err(e) = follow_up(addr, &up, None, name) {
-            failures.push(e);
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    expect_502(
+        addr,
+        &up,
+        &["cl-then-te", "te-then-cl", "cl-and-te-identity"],
+    );
 }
 
 /// What RFC 9112 lets a recipient accept in a response, the proxy accepts and forwards in a

@@ -36,7 +36,9 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(VTC_TIMEOUT_SECS + 15);
 const EXPECTED: &[&str] = &[
     "bad_origin_framing.vtc",
     "early_response.vtc",
+    "early_response_completed.vtc",
     "pipelining.vtc",
+    "response_cl_te.vtc",
     "trailers.vtc",
     "upgrade_before_101.vtc",
 ];
