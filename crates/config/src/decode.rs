@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use kdl::{KdlDocument, KdlValue};
 
 use crate::diagnostic::{Code, Problem, Span};
-use crate::model::Config;
+use crate::model::{Agent, AgentEvent, Config, Server};
 use crate::reader::{Cx, Reader, Spanned, args, describe};
 use crate::schema::ROOT;
 use crate::source::SourceId;
@@ -68,6 +68,9 @@ pub(crate) fn config(
     let agents = collect(&root, "agents", "agent", "agent", agents::agent);
     let filters = collect(&root, "filters", "filter", "filter", agents::filter);
     check_shared_namespace(cx, &agents, &filters);
+    if let Some(s) = &server {
+        check_response_body_agents(cx, s, &agents);
+    }
 
     let known = routes::Known {
         upstreams: &upstreams.ids,
@@ -257,6 +260,30 @@ fn collect<'a, T>(
         }
     }
     out
+}
+
+/// Pingora's response body hook is synchronous: an agent's verdict on a response chunk is
+/// awaited by handing the worker thread's other tasks to another thread, which only a
+/// work-stealing scheduler can do.
+fn check_response_body_agents(cx: &Cx<'_>, server: &Server, agents: &Collected<Agent>) {
+    if server.work_stealing {
+        return;
+    }
+    for (agent, span) in agents.items.iter().zip(&agents.spans) {
+        if agent.events.contains(&AgentEvent::ResponseBody) {
+            let id = agent.id.as_str();
+            cx.report(
+                Problem::new(
+                    Code::Conflict,
+                    *span,
+                    format!(
+                        "agent `{id}` takes `response-body` events, which need worker threads that share their work"
+                    ),
+                )
+                .help("set `server { work-stealing #true; }`"),
+            );
+        }
+    }
 }
 
 fn check_shared_namespace<A, F>(cx: &Cx<'_>, agents: &Collected<A>, filters: &Collected<F>) {

@@ -17,7 +17,7 @@ use zentinel_config::schema::{Kind, all_blocks};
 /// Where each block lives in the baseline: the marker after which keys are inserted.
 /// Keys already present in the baseline are replaced instead (see `BASE_LINES`).
 const BASE: &str = r#"
-server { /*@server*/ }
+server { work-stealing #true; /*@server*/ }
 listeners {
     listener "web" { address "127.0.0.1:8080"; /*@listeners.listener*/ }
     listener "secure" {
@@ -200,6 +200,11 @@ const COVERED_ELSEWHERE: &[(&str, &str, &str)] = &[
         "upstreams.upstream",
         "dns-refresh-ms",
         "needs a host-name target: tests/rules/upstreams.rs dns_refresh_needs_a_host_name",
+    ),
+    (
+        "server",
+        "work-stealing",
+        "on in the baseline, which has a response-body agent: tests/rules/routes.rs response_body_agents_need_work_stealing; the runtime it picks: server.rs worker_runtime_follows_work_stealing_and_worker_threads",
     ),
     (
         "upstreams.upstream",

@@ -108,6 +108,7 @@ fn fixed(config: &Config) -> BTreeMap<String, Value> {
         "server.worker-threads".to_owned(),
         json!(s.worker_threads.map(usize::from)),
     );
+    out.insert("server.work-stealing".to_owned(), json!(s.work_stealing));
     let l = &config.limits;
     for (name, v) in [
         ("limits.max-connections", l.max_connections),
@@ -334,6 +335,14 @@ routes {{ route "r" {{ upstream "u"; }} }}
         assert!(
             threads[0].starts_with("server.worker-threads"),
             "{threads:?}"
+        );
+        let stealing = changes(
+            &base,
+            &fixed(&config("server { work-stealing #true; }", "127.0.0.1:1")),
+        );
+        assert!(
+            stealing.len() == 1 && stealing[0].starts_with("server.work-stealing"),
+            "{stealing:?}"
         );
     }
 }

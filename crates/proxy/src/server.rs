@@ -189,6 +189,7 @@ fn server_conf(config: &Config) -> ServerConf {
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(1),
         upstream_keepalive_pool_size: pool,
+        work_stealing: config.server.work_stealing,
         ..ServerConf::default()
     }
 }
@@ -328,5 +329,29 @@ impl ShutdownSignalWatch for Signals {
             self.drain(name).await;
             return ShutdownSignal::GracefulTerminate;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(server: &str) -> Config {
+        let text = format!(
+            r#"listeners {{ listener "w" {{ address "127.0.0.1:1"; }} }}
+upstreams {{ upstream "u" {{ target "127.0.0.1:2"; }} }}
+routes {{ route "r" {{ upstream "u"; }} }}
+{server}"#
+        );
+        zentinel_config::load_str("t.kdl", &text).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    #[test]
+    fn worker_runtime_follows_work_stealing_and_worker_threads() {
+        let plain = server_conf(&config(""));
+        assert!(!plain.work_stealing, "one scheduler per thread by default");
+        let stealing = server_conf(&config("server { work-stealing #true; worker-threads 3; }"));
+        assert!(stealing.work_stealing);
+        assert_eq!(stealing.threads, 3);
     }
 }

@@ -479,8 +479,15 @@ pub fn proxy_config(
     agent_extra: &str,
     routes: &str,
 ) -> String {
+    // Response-body agents need the work-stealing runtime (`docs/config.md`, `server`).
+    let server = if events.contains("response-body") {
+        "server { work-stealing #true; }"
+    } else {
+        ""
+    };
     format!(
-        r#"listeners {{ listener "web" {{ address "{addr}"; }} }}
+        r#"{server}
+listeners {{ listener "web" {{ address "{addr}"; }} }}
 observability {{ access-log {{ destination "stdout"; }}; audit-log {{ destination "stderr"; }} }}
 upstreams {{ upstream "u" {{ target "{up}"; }} }}
 agents {{ agent "a" {{ transport {{ unix-socket "{}"; }}; events {events}

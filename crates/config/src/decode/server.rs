@@ -11,6 +11,7 @@ use crate::reader::Reader;
 
 pub(super) fn server(r: &Reader<'_>) -> Option<Server> {
     let workers = r.uint::<usize>("worker-threads");
+    let stealing = r.bool("work-stealing");
     let grace = r.secs("graceful-shutdown-timeout-secs");
     let trusted = r.cidrs("trusted-proxies");
     let rid = r
@@ -18,6 +19,7 @@ pub(super) fn server(r: &Reader<'_>) -> Option<Server> {
         .and_then(|h| header_name(r.cx(), &h));
     Some(Server {
         worker_threads: workers.and_then(NonZeroUsize::new),
+        work_stealing: stealing?,
         graceful_shutdown_timeout: grace?,
         trusted_proxies: trusted?,
         request_id_header: rid?,

@@ -16,6 +16,9 @@ use super::{config_enum, ser_ms};
 pub struct Server {
     /// Worker threads; `None` means one per CPU core.
     pub worker_threads: Option<NonZeroUsize>,
+    /// Whether worker threads share one work-stealing scheduler (`true`) or each runs its
+    /// own (`false`).
+    pub work_stealing: bool,
     /// How long in-flight requests may run after a shutdown signal.
     #[serde(serialize_with = "ser_ms")]
     pub graceful_shutdown_timeout: Duration,

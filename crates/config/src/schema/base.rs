@@ -42,7 +42,7 @@ pub static ROOT: BlockSchema = BlockSchema {
 static SERVER: BlockSchema = BlockSchema {
     path: "server",
     syntax: "server { … }",
-    doc: "Process-wide settings. Changing `worker-threads` needs a restart.",
+    doc: "Process-wide settings. Changing `worker-threads` or `work-stealing` needs a restart.",
     form: Form::Children,
     keys: &[
         K::new(
@@ -55,6 +55,13 @@ static SERVER: BlockSchema = BlockSchema {
             D::Computed("one per CPU core"),
             "Worker threads that handle traffic.",
             "worker-threads 2",
+        ),
+        K::new(
+            "work-stealing",
+            Kind::Bool,
+            D::Bool(false),
+            "Whether an idle worker thread may take over tasks queued on a busy one. Off, each thread serves the connections it accepted (as nginx's workers do), which costs less per request; on, a few heavy connections cannot keep one thread busy while others idle. Agents that take `response-body` events need it on.",
+            "work-stealing #true",
         ),
         K::new(
             "graceful-shutdown-timeout-secs",

@@ -137,6 +137,41 @@ fn agent_body_settings_need_their_events() {
 }
 
 #[test]
+fn response_body_agents_need_work_stealing() {
+    let text = |server: &str| {
+        base(
+            "",
+            "",
+            "",
+            &format!(
+                "{server}\nagents {{ agent \"a\" {{ transport {{ unix-socket \"/a\"; }}; events \"request-headers\" \"response-body\"; }} }}"
+            ),
+        )
+    };
+    let (c, loc, m, h) = one(&text(""));
+    assert_eq!(c, Code::Conflict);
+    assert_eq!(loc, "6:10", "reported at the agent");
+    assert!(
+        m.contains("agent `a`") && m.contains("`response-body`"),
+        "{m}"
+    );
+    assert_eq!(h, "set `server { work-stealing #true; }`");
+    assert!(
+        !ok(&base("", "", "", "")).server.work_stealing,
+        "off by default"
+    );
+    let c = ok(&text("server { work-stealing #true; }"));
+    assert!(c.server.work_stealing);
+    // Other events do not need it.
+    ok(&base(
+        "",
+        "",
+        "",
+        r#"agents { agent "a" { transport { unix-socket "/a"; }; events "request-headers" "request-body"; } }"#,
+    ));
+}
+
+#[test]
 fn agent_config_block_becomes_json() {
     let c = ok(&base(
         "",

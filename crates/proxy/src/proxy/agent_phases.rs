@@ -137,7 +137,9 @@ impl Zentinel {
 
     /// [`Self::body_agents`] for the response body. Pingora's response body hook is not
     /// async: the call is awaited with `block_in_place`, which hands this worker's other
-    /// tasks to another thread meanwhile, so no other request waits for the agent.
+    /// tasks to another thread meanwhile, so no other request waits for the agent. That
+    /// takes the work-stealing runtime, which the configuration demands of any process with
+    /// such an agent (`server { work-stealing #true; }`).
     pub(super) fn response_body_agents(
         &self,
         session: &Session,
@@ -155,7 +157,7 @@ impl Zentinel {
         if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
             return Err(Error::explain(
                 InternalError,
-                "response-body agents need a multi-threaded worker runtime",
+                "response-body agents need `server { work-stealing #true; }`",
             ));
         }
         tokio::task::block_in_place(|| {
