@@ -243,6 +243,147 @@ routes {{ route "r" {{ upstream "u"; }} }}"#,
     assert_eq!(served_upload[0].body, vec![b'y'; 1000]);
 }
 
+/// One HTTP/2 request (prior knowledge, h2c) whose body is `chunk` every `every`, `max` times,
+/// announced as `length` bytes; the stream stays open after the last chunk. Returns the
+/// status the proxy answered (`None`: the stream was reset or nothing came within 10 s) and
+/// when.
+fn h2_trickle(
+    addr: SocketAddr,
+    length: usize,
+    chunk: &'static [u8],
+    every: Duration,
+    max: usize,
+) -> (Option<u16>, Duration) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("http://h/upload")
+            .header("content-length", length)
+            .body(())
+            .unwrap();
+        let (resp, mut body) = client.send_request(req, false).unwrap();
+        let started = Instant::now();
+        let writer = tokio::spawn(async move {
+            for _ in 0..max {
+                let end = false;
+                if body
+                    .send_data(bytes::Bytes::from_static(chunk), end)
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(every).await;
+            }
+            // Keep the stream open: a stalled client, not one that gave up.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(body);
+        });
+        let status = match tokio::time::timeout(Duration::from_secs(10), resp).await {
+            Ok(Ok(r)) => Some(r.status().as_u16()),
+            _ => None,
+        };
+        let at = started.elapsed();
+        writer.abort();
+        (status, at)
+    })
+}
+
+/// The same deadlines over HTTP/2, where they bound the wait for a stream's next DATA frame:
+/// a stream that stops is answered 408 after `body-read-timeout-ms`, one that trickles below
+/// the minimum rate 408 at its rate deadline, and a body at a good rate is served.
+#[test]
+fn slow_http2_request_bodies_are_cut_like_http1_ones() {
+    let up = MockUpstream::start("u");
+    let (gap, rate) = (free_addr(), free_addr());
+    let config = format!(
+        r#"listeners {{
+    listener "gap" {{ address "{gap}"; protocol "h2c"; body-read-timeout-ms 600; min-body-rate-bytes-per-sec 0; }}
+    listener "rate" {{ address "{rate}"; protocol "h2c"; body-read-timeout-ms 3000; min-body-rate-bytes-per-sec 100; body-rate-grace-ms 1000; }}
+}}
+{QUIET}
+upstreams {{ upstream "u" {{ target "{}"; }} }}
+routes {{ route "r" {{ upstream "u"; }} }}"#,
+        up.addr()
+    );
+    let p = Proxy::start(&config, &[gap, rate]);
+
+    // A stream that stops after 10 bytes of 1000.
+    let normal = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(200));
+        served(gap);
+    });
+    let (status, at) = h2_trickle(gap, 1000, b"0123456789", Duration::from_secs(60), 1);
+    normal.join().unwrap();
+    assert_eq!(status, Some(408), "after {at:?}");
+    assert!(
+        at >= Duration::from_millis(550) && at < Duration::from_millis(3500),
+        "{at:?}"
+    );
+    eprintln!("HTTP/2 slow body, gap 600 ms: 408 after {at:?}");
+    let line = audit_line(&p, "body-read-timeout");
+    assert_eq!(line["status"], 408, "{line}");
+
+    // One byte every 200 ms: cut at grace (1 s) + bytes / rate, about 1.05 s.
+    let (status, at) = h2_trickle(rate, 1000, b"x", Duration::from_millis(200), 100);
+    assert_eq!(status, Some(408), "after {at:?}");
+    assert!(
+        at >= Duration::from_millis(950) && at < Duration::from_millis(3500),
+        "{at:?}"
+    );
+    eprintln!("HTTP/2 slow body, 5 B/s under 100 B/s, grace 1 s: 408 after {at:?}");
+    let line = audit_line(&p, "body-too-slow");
+    assert_eq!(line["status"], 408, "{line}");
+
+    // 100 bytes every 200 ms (500 B/s), the last with the stream's end: served whole.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(rate).await.unwrap();
+        let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("http://h/upload")
+            .header("content-length", 1000)
+            .body(())
+            .unwrap();
+        let (resp, mut body) = client.send_request(req, false).unwrap();
+        for i in 0..10 {
+            body.send_data(bytes::Bytes::from_static(&[b'y'; 100]), i == 9)
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::timeout(Duration::from_secs(10), resp)
+            .await
+            .map(|r| r.map(|r| r.status().as_u16()))
+    });
+    assert!(matches!(status, Ok(Ok(200))), "{status:?}");
+    let uploads = up
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/upload")
+        .collect::<Vec<_>>();
+    assert_eq!(
+        uploads.len(),
+        1,
+        "only the complete body reached the upstream"
+    );
+    assert_eq!(uploads[0].body, vec![b'y'; 1000]);
+}
+
 /// An origin that answers `GET /big` with a 1 GiB body written as fast as its peer takes it,
 /// and records how much it wrote and when its connection failed.
 struct Firehose {

@@ -566,7 +566,7 @@ impl ProxyHttp for Zentinel {
             if len > 0 && !end_of_stream {
                 let listener = &ctx.rt.config.listeners[self.listener];
                 let started = *ctx.body_started.get_or_insert_with(Instant::now);
-                slow_clients::on_body_chunk(session, listener, started, ctx.body_bytes)?;
+                slow_clients::on_body_chunk(session, listener, started, ctx.body_bytes);
             }
             // Before the agents: they see the body once it has been counted.
             self.inference_body(body, end_of_stream, ctx).await?;

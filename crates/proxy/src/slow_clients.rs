@@ -5,7 +5,10 @@
 //! Both use Pingora's own per-session timeouts, set for each request in `request_filter`:
 //!
 //! - `body-read-timeout-ms` is the session's read timeout, which Pingora applies to every read
-//!   of the request body (and to draining what is left of it before a connection is reused);
+//!   of the request body (and to draining what is left of it before a connection is reused):
+//!   on HTTP/1 a read of the socket, on HTTP/2 the wait for the stream's next DATA frame
+//!   (Pingora 0.9.1 has no read timeout on HTTP/2; Zentinel's patched copy adds it, see
+//!   `vendor/README.md`);
 //! - `min-body-rate-bytes-per-sec` with `body-rate-grace-ms` gives the body a deadline that
 //!   moves with what has arrived: `grace + bytes / rate` after its first bytes arrived (time
 //!   the proxy spends before it reads the body — agents, connecting upstream — is not the
@@ -25,7 +28,7 @@
 use std::time::{Duration, Instant};
 
 use pingora::proxy::Session;
-use pingora::{Error, ErrorSource, ErrorType, Result};
+use pingora::{Error, ErrorSource, ErrorType};
 use zentinel_config::model::Listener;
 
 use crate::audit::Rejection;
@@ -79,32 +82,15 @@ pub(crate) fn arm(session: &mut Session, l: &Listener) {
 }
 
 /// After a body chunk that is not the last: the next read's timeout. `started` is when the
-/// body's first bytes arrived. On HTTP/2, where Pingora's read timeout does not apply, a chunk
-/// that arrives after the rate deadline ends the request instead (`Err`). Upgraded
-/// connections are not timed here (see [`arm`]).
-pub(crate) fn on_body_chunk(
-    session: &mut Session,
-    l: &Listener,
-    started: Instant,
-    received: u64,
-) -> Result<()> {
+/// body's first bytes arrived. HTTP/1 and HTTP/2 alike (on HTTP/2 the timeout bounds the wait
+/// for the stream's next DATA frame: Zentinel's patched Pingora, `vendor/README.md`).
+/// Upgraded connections are not timed here (see [`arm`]).
+pub(crate) fn on_body_chunk(session: &mut Session, l: &Listener, started: Instant, received: u64) {
     if session.was_upgraded() || session.is_upgrade_req() {
-        return Ok(());
+        return;
     }
-    let now = Instant::now();
-    if session.as_downstream().is_http2() {
-        return match rate_deadline(l, started, received) {
-            Some(d) if d < now => Err(Error::explain(
-                ErrorType::ReadTimedout,
-                "the request body arrived slower than min-body-rate-bytes-per-sec",
-            )
-            .into_down()),
-            _ => Ok(()),
-        };
-    }
-    let t = next_read_timeout(l, started, received, now);
+    let t = next_read_timeout(l, started, received, Instant::now());
     session.set_read_timeout(Some(t));
-    Ok(())
 }
 
 /// The audit reason for an error that ended a request, when it is one of these cuts.

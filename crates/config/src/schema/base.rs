@@ -180,7 +180,7 @@ static LISTENER: BlockSchema = BlockSchema {
                 unit: "ms",
             },
             D::Int(10_000),
-            "Longest wait for the next bytes of an HTTP/1 request body (slow-body protection); beyond it the request ends: 408 when no response has started, else the connection is closed. Also bounds reading the rest of a body the answer did not need before the connection is reused. HTTP/2 streams: see `min-body-rate-bytes-per-sec` and docs/security.md.",
+            "Longest wait for the next bytes of a request body — on HTTP/2, for the stream's next DATA frame (slow-body protection); beyond it the request ends: 408 when no response has started, else the connection (HTTP/2: the stream) is closed. Also bounds reading the rest of a body the answer did not need before the connection is reused.",
             "body-read-timeout-ms 5000",
         ),
         K::new(
@@ -191,7 +191,7 @@ static LISTENER: BlockSchema = BlockSchema {
                 unit: "bytes",
             },
             D::Int(500),
-            "Lowest average rate of a request body once `body-rate-grace-ms` has passed: a body that has sent `n` bytes must have done so within `body-rate-grace-ms` + `n` / this rate seconds of its first bytes (time the proxy spends before reading the body is not the client's), else it is ended like a `body-read-timeout-ms` one; bytes already received are always taken, and a retry's replay of the body is not timed. Bounds clients that send one byte just before each read would time out. Checked while waiting on HTTP/1, as each DATA frame arrives on HTTP/2. `0` turns the rate check off.",
+            "Lowest average rate of a request body once `body-rate-grace-ms` has passed: a body that has sent `n` bytes must have done so within `body-rate-grace-ms` + `n` / this rate seconds of its first bytes (time the proxy spends before reading the body is not the client's), else it is ended like a `body-read-timeout-ms` one; bytes already received are always taken, and a retry's replay of the body is not timed. Bounds clients that send one byte just before each read would time out. `0` turns the rate check off.",
             "min-body-rate-bytes-per-sec 1024",
         ),
         K::new(
