@@ -19,11 +19,19 @@ use support::{MockUpstream, Proxy, get, send_raw, wait_until};
 
 /// A proxy where `/admin/` goes to `admin` and everything else to `public`.
 fn start(protocol: &str) -> (Proxy, SocketAddr, MockUpstream, MockUpstream) {
+    start_with(protocol, "")
+}
+
+/// [`start`] with more listener settings.
+fn start_with(
+    protocol: &str,
+    listener_extra: &str,
+) -> (Proxy, SocketAddr, MockUpstream, MockUpstream) {
     let admin = MockUpstream::start("admin");
     let public = MockUpstream::start("public");
     let addr = support::free_addr();
     let config = format!(
-        r#"listeners {{ listener "web" {{ address "{addr}"; protocol "{protocol}"; }} }}
+        r#"listeners {{ listener "web" {{ address "{addr}"; protocol "{protocol}"; {listener_extra} }} }}
 observability {{
     access-log {{ destination "off"; }}
     audit-log {{ destination "file"; path "audit.log"; }}
@@ -155,6 +163,51 @@ fn ambiguous_paths_are_refused_before_any_upstream_is_involved() {
             "{sent}: no {reason} line in {lines:?}"
         );
     }
+}
+
+/// `;` parameters: kept by default (so `/admin;x/secret` is not under `/admin/`, and goes
+/// where that path routes, as sent), refused with `path-parameters "refuse"` — for listeners
+/// in front of servers that drop them before routing.
+#[test]
+fn path_parameters_are_kept_or_refused_as_the_listener_says() {
+    let (_p, addr, admin, public) = start("http");
+    let r = get(addr, "h", "/admin;x/secret");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        public.last_request().expect("public").path,
+        "/admin;x/secret"
+    );
+    assert_eq!(admin.hits(), 0);
+
+    let (p, addr, admin, public) = start_with("http", r#"path-parameters "refuse";"#);
+    let refused = [
+        "/admin;x/secret",
+        "/a;jsessionid=1",
+        "/admin/x;",
+        "/%61dmin;/x",
+    ];
+    for sent in refused {
+        let raw = format!("GET {sent} HTTP/1.1\r\nHost: h\r\n\r\n");
+        let r = send_raw(addr, raw.as_bytes()).expect(sent);
+        assert_eq!(r.status, 400, "{sent}: {}", r.text());
+        assert!(r.text().contains("parameters"), "{sent}: {}", r.text());
+        assert_eq!(r.header("connection"), Some("close"), "{sent}");
+    }
+    assert_eq!(admin.connections() + public.connections(), 0);
+    // An encoded `;` is data, and the query is not the path.
+    let r = get(addr, "h", "/admin/a%3Bb?x=1;2");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        admin.last_request().expect("admin").path,
+        "/admin/a%3Bb?x=1;2"
+    );
+    wait_until(Duration::from_secs(5), "one audit line per refusal", || {
+        audit(p.dir())
+            .iter()
+            .filter(|l| l["reason"] == "path-parameter" && l["status"] == 400)
+            .count()
+            == refused.len()
+    });
 }
 
 #[test]

@@ -221,7 +221,10 @@ pub fn explain(
     let wire = request.wire_headers();
     // The proxy routes on (and forwards) the normalised path; a refused path is answered
     // 400 before routing, and is shown routed as sent.
-    let normal = crate::path::normalize(&request.path);
+    let normal = crate::path::normalize_on(
+        &request.path,
+        l.path_parameters == crate::model::PathParameters::Refuse,
+    );
     let routed = match &normal {
         Ok(p) if *p != request.path => {
             let mut r = request.clone();

@@ -21,7 +21,8 @@ pub use agent::{
 };
 pub use inference::{Budget, BudgetMode, BudgetPeriod, Inference, Provider, Tokenizer};
 pub use listener::{
-    ClientAuth, ClientAuthMode, Listener, ListenerProtocol, ListenerTls, SniCert, TlsVersion,
+    ClientAuth, ClientAuthMode, Listener, ListenerProtocol, ListenerTls, PathParameters, SniCert,
+    TlsVersion,
 };
 pub use route::{
     FailureMode, FilterRef, HeaderMatch, HeaderPolicy, HostPattern, Matches, PathMatch, QueryMatch,

@@ -51,6 +51,8 @@ pub enum PathError {
     NonAscii,
     /// A `.` or `..` segment with parameters (`..;x`).
     DotSegmentParameter,
+    /// A `;` parameter in the path, on a listener with `path-parameters "refuse"`.
+    Parameter,
 }
 
 impl PathError {
@@ -65,6 +67,7 @@ impl PathError {
             Self::AboveRoot => "the path climbs above the root",
             Self::NonAscii => "a request target must be ASCII (percent-encode other bytes)",
             Self::DotSegmentParameter => "dot segment with parameters in the path",
+            Self::Parameter => "parameters (;) in the path are refused here",
         }
     }
 
@@ -79,6 +82,7 @@ impl PathError {
             Self::AboveRoot => "path-above-root",
             Self::NonAscii => "path-non-ascii",
             Self::DotSegmentParameter => "path-dot-segment-parameter",
+            Self::Parameter => "path-parameter",
         }
     }
 }
@@ -106,6 +110,16 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
     }
     let decoded = decode_unreserved(raw)?;
     remove_dot_segments(&decoded).map(Cow::Owned)
+}
+
+/// [`normalize`], then the listener's rule for `;` parameters: with `refuse_parameters`, a
+/// path that still has a `;` (an encoded one, `%3B`, is data, not a parameter) is refused.
+pub fn normalize_on(raw: &str, refuse_parameters: bool) -> Result<Cow<'_, str>, PathError> {
+    let path = normalize(raw)?;
+    if refuse_parameters && path.contains(';') {
+        return Err(PathError::Parameter);
+    }
+    Ok(path)
 }
 
 /// Whether `raw` needs no rewrite; refuses the bytes that are refused wherever they are.
@@ -372,6 +386,31 @@ mod tests {
     }
 
     #[test]
+    fn parameters_are_refused_only_where_the_listener_says_so() {
+        for raw in [
+            "/admin;x/secret",
+            "/a;jsessionid=1",
+            "/a/b;",
+            "/%61dmin;v=1/x",
+        ] {
+            assert!(normalize_on(raw, false).is_ok(), "{raw:?}");
+            assert_eq!(
+                normalize_on(raw, true),
+                Err(PathError::Parameter),
+                "{raw:?}"
+            );
+        }
+        // An encoded `;` is data; the query is not the path.
+        assert_eq!(normalize_on("/a%3Bb", true).as_deref(), Ok("/a%3Bb"));
+        assert_eq!(normalize_on("/a/../b", true).as_deref(), Ok("/b"));
+        // The path's own errors come first.
+        assert_eq!(
+            normalize_on("/x/..;/admin", true),
+            Err(PathError::DotSegmentParameter)
+        );
+    }
+
+    #[test]
     fn reasons_are_distinct() {
         use PathError::*;
         let all = [
@@ -383,6 +422,7 @@ mod tests {
             AboveRoot,
             NonAscii,
             DotSegmentParameter,
+            Parameter,
         ];
         let mut reasons: Vec<_> = all.iter().map(|e| e.audit_reason()).collect();
         reasons.sort_unstable();

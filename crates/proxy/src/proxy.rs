@@ -18,7 +18,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use tracing::Instrument;
 use zentinel_config::matcher::Request;
-use zentinel_config::model::{HashKey, RetryOn};
+use zentinel_config::model::{HashKey, PathParameters, RetryOn};
 
 use crate::agents::body::{BodyState, Direction};
 use crate::agents::event;
@@ -183,7 +183,9 @@ impl Zentinel {
             return Some(r);
         }
         // One normalisation, then routing and forwarding both use its result.
-        if let Err(e) = strict::normalize_target(session.req_header_mut()) {
+        let refuse_parameters =
+            rt.config.listeners[self.listener].path_parameters == PathParameters::Refuse;
+        if let Err(e) = strict::normalize_target(session.req_header_mut(), refuse_parameters) {
             return Some(Refusal::BadRequest(Malformed::Path(e)));
         }
         let req = session.req_header();

@@ -37,7 +37,11 @@ pub(crate) fn check(req: &RequestHeader, raw: Option<&[u8]>) -> Option<Malformed
 /// query, in origin form, whenever what would be forwarded differs from it: a path that
 /// normalises differently, an absolute-form target, or bytes Pingora kept verbatim. After it,
 /// the path routes are matched on is byte for byte the path the upstream receives.
-pub(crate) fn normalize_target(req: &mut RequestHeader) -> Result<(), PathError> {
+/// `refuse_parameters`: the listener's `path-parameters "refuse"`.
+pub(crate) fn normalize_target(
+    req: &mut RequestHeader,
+    refuse_parameters: bool,
+) -> Result<(), PathError> {
     if !req.raw_path_is_utf8() || !req.raw_path().is_ascii() {
         // The parsed URI holds a lossy rendering: refuse rather than forward a guess.
         return Err(PathError::NonAscii);
@@ -58,7 +62,7 @@ pub(crate) fn normalize_target(req: &mut RequestHeader) -> Result<(), PathError>
     }
     let raw = req.uri.path();
     let raw = if raw.is_empty() { "/" } else { raw };
-    let path = zentinel_config::path::normalize(raw)?;
+    let path = zentinel_config::path::normalize_on(raw, refuse_parameters)?;
     let target_len = path.len() + req.uri.query().map_or(0, |q| q.len() + 1);
     let same = matches!(path, Cow::Borrowed(_))
         && req.raw_path_is_utf8()

@@ -27,6 +27,7 @@ pub(super) fn listener(r: &Reader<'_>, id: &Spanned<String>, routes: &Ids) -> Op
     let min_body_rate = r.int("min-body-rate-bytes-per-sec");
     let body_rate_grace = r.ms("body-rate-grace-ms");
     let send_timeout = r.ms("send-timeout-ms");
+    let path_parameters = r.enumeration("path-parameters");
     if min_body_rate == Some(0) {
         r.no_effect(
             "body-rate-grace-ms",
@@ -55,6 +56,7 @@ pub(super) fn listener(r: &Reader<'_>, id: &Spanned<String>, routes: &Ids) -> Op
         min_body_rate: u64::try_from(min_body_rate?).ok()?,
         body_rate_grace: body_rate_grace?,
         send_timeout: send_timeout?,
+        path_parameters: path_parameters?,
     })
 }
 

@@ -21,6 +21,16 @@ config_enum!(
 );
 
 config_enum!(
+    /// What a listener does with `;` parameters in a request path (`/admin;x/secret`).
+    PathParameters {
+        /// Kept as sent: routes see, and upstreams get, the path with its parameters.
+        Keep = "keep",
+        /// Refused with 400 (audit `path-parameter`).
+        Refuse = "refuse",
+    }
+);
+
+config_enum!(
     /// Lowest TLS version a listener accepts.
     TlsVersion {
         /// TLS 1.2 (and 1.3).
@@ -73,6 +83,8 @@ pub struct Listener {
     /// Longest time one write to the client may take.
     #[serde(serialize_with = "ser_ms")]
     pub send_timeout: Duration,
+    /// What happens to a request path with `;` parameters.
+    pub path_parameters: PathParameters,
 }
 
 /// A listener's TLS settings.

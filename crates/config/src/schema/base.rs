@@ -2,7 +2,9 @@
 //! observability, admin.
 
 use super::{BlockSchema, Default as D, Form, KeySchema as K, Kind};
-use crate::model::{ListenerProtocol, LogDestinationKind, LogFormat, LogLevel, TlsVersion};
+use crate::model::{
+    ListenerProtocol, LogDestinationKind, LogFormat, LogLevel, PathParameters, TlsVersion,
+};
 
 const MS_DAY: i64 = 86_400_000;
 
@@ -215,6 +217,13 @@ static LISTENER: BlockSchema = BlockSchema {
             D::Int(30_000),
             "Longest time one write to the client may take (slow-reader protection): a response chunk (at most 64 KiB) the client's connection does not take within it closes the connection. The proxy holds at most a few chunks per response for a client that does not read; the upstream connection waits meanwhile.",
             "send-timeout-ms 10000",
+        ),
+        K::new(
+            "path-parameters",
+            Kind::Enum(PathParameters::NAMES),
+            D::Str("keep"),
+            "What happens to a request path with `;` parameters (`/admin;x/secret`, `/a;jsessionid=1`): `keep` routes and forwards it as sent; `refuse` answers 400. Servers that drop parameters before routing (Java servlet containers serve `/admin;x/secret` as `/admin/secret`) see a different path from the proxy's routes: `refuse` in front of them keeps a route on `/admin/` from being side-stepped. A dot segment with parameters (`/..;/`) is refused either way.",
+            r#"path-parameters "refuse""#,
         ),
     ],
 };

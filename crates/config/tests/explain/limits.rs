@@ -173,6 +173,26 @@ route "rest" { upstream "u"; }
         assert_eq!(e.request.normalized_path, None);
         assert_eq!(e.request.path_refused, Some(reason));
     }
+    // `;` parameters: kept by default, refused where the listener says so.
+    let e = ex(&c, "GET", "http://h.test/admin;x/y", &[]);
+    assert_eq!(matched(&e), Some("rest"), "not under /admin/ as sent");
+    let strict = load(
+        r#"
+listeners { listener "web" { address "127.0.0.1:8080"; path-parameters "refuse"; } }
+upstreams { upstream "u" { target "127.0.0.1:3000"; } }
+routes { route "rest" { upstream "u"; } }
+"#,
+    );
+    let e = ex(&strict, "GET", "http://h.test/admin;x/y", &[]);
+    let Outcome::Refuse(r) = &e.outcome else {
+        panic!("{:?}", e.outcome)
+    };
+    assert_eq!(
+        (r.status, r.reason),
+        (400, "parameters (;) in the path are refused here")
+    );
+    let e = ex(&strict, "GET", "http://h.test/admin%3Bx/y?a=1;2", &[]);
+    assert!(matches!(e.outcome, Outcome::Forward { .. }), "{:?}", e.outcome);
     // A URI over its limit is 414 first, as in the proxy.
     let c = simple(
         r#"route "rest" { upstream "u"; }"#,
