@@ -1,19 +1,23 @@
 # One task runner for people and CI. `make test` is what `.ci/run` calls.
 CARGO ?= cargo
 
-.PHONY: setup run test fmt-check clippy unit validate-examples purity wasm browser playground docs fmt fuzz soak vectors
+.PHONY: setup run test vendor-check fmt-check clippy unit validate-examples purity wasm browser playground docs fmt fuzz soak vectors
 
 ## Start the proxy on the built-in demo configuration.
 run: setup
 	$(CARGO) run -p zentinel -- run
 
-## Everything CI checks: formatting, lints, all tests, examples, the wasm build and its Node
-## check, and the playground page in headless Chromium.
-test: setup fmt-check clippy unit validate-examples purity wasm browser
+## Everything CI checks: the vendored Pingora crates, formatting, lints, all tests, examples,
+## the wasm build and its Node check, and the playground page in headless Chromium.
+test: setup vendor-check fmt-check clippy unit validate-examples purity wasm browser
 
 ## Install the system packages the build needs (cmake), when missing.
 setup:
 	scripts/setup.sh
+
+## vendor/ must be crates.io's Pingora plus vendor/patches/*.diff, nothing edited by hand.
+vendor-check:
+	scripts/vendor-pingora.sh --check
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

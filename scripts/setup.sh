@@ -9,6 +9,7 @@ command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v curl >/dev/null 2>&1 || missing+=(curl)   # the TLS tests use curl as an independent client
+command -v patch >/dev/null 2>&1 || missing+=(patch)   # scripts/vendor-pingora.sh (make vendor-check)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)   # tests/rate_limit_redis.rs
 # tests/h2/probes.py (tests/http2_abuse.rs); Debian's module is seen by the system python3
 # even where a pyenv or virtualenv python3 comes first on PATH.

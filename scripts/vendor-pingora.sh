@@ -3,7 +3,14 @@
 # PINGORA_VERSION (default: the one the patch was written for) and applies
 # vendor/patches/pingora-$PINGORA_VERSION.diff. Run from the repository root; the crates are
 # fetched into Cargo's registry cache if they are not there yet.
+#
+# With --check, rebuilds into a temporary directory instead and fails if vendor/ differs
+# from it: the vendored code is exactly crates.io's plus the diff, nothing edited by hand.
 set -euo pipefail
+check=false
+if [[ "${1:-}" == "--check" ]]; then
+    check=true
+fi
 version="${PINGORA_VERSION:-0.9.1}"
 patch_file="vendor/patches/pingora-${version}.diff"
 [[ -f "$patch_file" ]] || { echo "no patch for Pingora $version: $patch_file" >&2; exit 1; }
@@ -26,13 +33,18 @@ find_crate() {
     echo "$dir"
 }
 
+out=vendor
+if $check; then
+    out=$(mktemp -d)
+    trap 'rm -rf "$out"' EXIT
+fi
 for crate in pingora-core pingora-proxy; do
     src=$(find_crate "$crate")
-    rm -rf "vendor/$crate"
-    mkdir -p "vendor/$crate"
-    cp -r "$src/src" "$src/Cargo.toml" "$src/LICENSE" "vendor/$crate/"
+    rm -rf "${out:?}/$crate"
+    mkdir -p "$out/$crate"
+    cp -r "$src/src" "$src/Cargo.toml" "$src/LICENSE" "$out/$crate/"
     # Examples and benchmarks are not vendored: drop their targets from the manifest.
-    python3 - "vendor/$crate/Cargo.toml" <<'PY'
+    python3 - "$out/$crate/Cargo.toml" <<'PY'
 import re, sys
 path = sys.argv[1]
 text = open(path).read()
@@ -41,5 +53,16 @@ kept = [p for p in parts if not p.startswith(('[[example]]', '[[bench]]', '[[tes
 open(path, 'w').write(''.join(kept))
 PY
 done
-patch -d vendor -p1 --no-backup-if-mismatch < "$patch_file"
-echo "vendor/ rebuilt from Pingora $version with $patch_file"
+patch -s -d "$out" -p1 --no-backup-if-mismatch < "$patch_file"
+if $check; then
+    for crate in pingora-core pingora-proxy; do
+        if ! diff -r "$out/$crate" "vendor/$crate" > /dev/null; then
+            echo "vendor/$crate differs from Pingora $version with $patch_file:" >&2
+            diff -r "$out/$crate" "vendor/$crate" | head -n 40 >&2
+            exit 1
+        fi
+    done
+    echo "vendor/ is Pingora $version with $patch_file, nothing else"
+else
+    echo "vendor/ rebuilt from Pingora $version with $patch_file"
+fi

@@ -6,11 +6,12 @@
 //! `..` segment inside it, no backslash, control byte or `%2F`, and only upper-case escapes of
 //! reserved bytes. And it means what the request meant: decoding every escape once gives the
 //! same path as decoding the request's escapes once and then resolving its dot segments and
-//! merging its slashes — so what the router saw is what a decoding upstream sees.
+//! merging its slashes — so what the router saw is what a decoding upstream sees. A listener
+//! that refuses `;` parameters accepts exactly the normal paths without a `;`, unchanged.
 
 use std::borrow::Cow;
 
-use zentinel_config::path::normalize;
+use zentinel_config::path::{PathError, normalize, normalize_on};
 
 /// Runs the checks on one input; panics (with the reason) when an invariant does not hold.
 pub(crate) fn check(data: &[u8]) {
@@ -18,8 +19,17 @@ pub(crate) fn check(data: &[u8]) {
         return;
     };
     let Ok(normal) = normalize(raw) else {
+        assert_eq!(
+            normalize_on(raw, true).err(),
+            normalize(raw).err(),
+            "{raw:?}: a refused path is refused for the same reason on every listener"
+        );
         return;
     };
+    match normalize_on(raw, true) {
+        Ok(strict) => assert!(strict == normal && !normal.contains(';'), "{raw:?}"),
+        Err(e) => assert!(e == PathError::Parameter && normal.contains(';'), "{raw:?}: {e:?}"),
+    }
     if raw == "*" {
         assert_eq!(normal, "*");
         return;
