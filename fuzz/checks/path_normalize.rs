@@ -28,7 +28,10 @@ pub(crate) fn check(data: &[u8]) {
     };
     match normalize_on(raw, true) {
         Ok(strict) => assert!(strict == normal && !normal.contains(';'), "{raw:?}"),
-        Err(e) => assert!(e == PathError::Parameter && normal.contains(';'), "{raw:?}: {e:?}"),
+        Err(e) => assert!(
+            e == PathError::Parameter && normal.contains(';'),
+            "{raw:?}: {e:?}"
+        ),
     }
     if raw == "*" {
         assert_eq!(normal, "*");

@@ -192,7 +192,11 @@ routes { route "rest" { upstream "u"; } }
         (400, "parameters (;) in the path are refused here")
     );
     let e = ex(&strict, "GET", "http://h.test/admin%3Bx/y?a=1;2", &[]);
-    assert!(matches!(e.outcome, Outcome::Forward { .. }), "{:?}", e.outcome);
+    assert!(
+        matches!(e.outcome, Outcome::Forward { .. }),
+        "{:?}",
+        e.outcome
+    );
     // A URI over its limit is 414 first, as in the proxy.
     let c = simple(
         r#"route "rest" { upstream "u"; }"#,

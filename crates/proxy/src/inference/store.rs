@@ -78,14 +78,23 @@ impl Bucket {
 struct BudgetUse {
     /// Start of the period counted (Unix seconds).
     period: u64,
-    /// Tokens used, and estimates reserved by exchanges not yet settled.
+    /// Tokens used by settled exchanges.
     used: u64,
+    /// Estimates reserved by exchanges not yet settled.
+    reserved: u64,
     /// Whether settled use reached the limit this period (an `alert-only` crossing is
-    /// reported then, once).
+    /// reported then, once). Reservations do not count: an exchange that will be refunded
+    /// must not raise an alert.
     reached: bool,
 }
 
 impl BudgetUse {
+    /// What the budget has to count against its limit before a new exchange: settled use and
+    /// the reservations of exchanges in flight.
+    fn committed(&self) -> u64 {
+        self.used.saturating_add(self.reserved)
+    }
+
     /// Forgets a past period's use; `Some(start of that period)` when it had reached its
     /// limit.
     fn roll(&mut self, p: BudgetPeriod, unix: u64) -> Option<u64> {
@@ -288,7 +297,10 @@ impl Store {
             budget: s
                 .budgets
                 .iter()
-                .map(|b| b.limit.saturating_sub(e.budgets[slot(b.period)].used))
+                .map(|b| {
+                    b.limit
+                        .saturating_sub(e.budgets[slot(b.period)].committed())
+                })
                 .min(),
         }
     }
@@ -352,7 +364,9 @@ impl Store {
                 }
             }
             for b in s.budgets.iter().filter(|b| b.mode == BudgetMode::Enforce) {
-                let left = b.limit.saturating_sub(e.budgets[slot(b.period)].used);
+                let left = b
+                    .limit
+                    .saturating_sub(e.budgets[slot(b.period)].committed());
                 if tokens > left {
                     // Waiting for the next period helps only a prompt within the limit.
                     let wait = (tokens <= b.limit).then(|| {
@@ -366,7 +380,7 @@ impl Store {
             }
             for b in &s.budgets {
                 let u = &mut e.budgets[slot(b.period)];
-                u.used = u.used.saturating_add(tokens);
+                u.reserved = u.reserved.saturating_add(tokens);
             }
             Ok(self.left(e))
         })
@@ -397,7 +411,7 @@ impl Store {
                 let i = slot(b.period);
                 let u = &mut e.budgets[i];
                 if period::start(b.period, charged_at) == u.period {
-                    u.used = u.used.saturating_sub(charged);
+                    u.reserved = u.reserved.saturating_sub(charged);
                 }
                 u.used = u.used.saturating_add(used);
                 if u.used >= b.limit && !u.reached {
@@ -417,7 +431,7 @@ impl Store {
 fn exhausted<'a>(budgets: &'a [Budget], e: &Entry) -> Option<&'a Budget> {
     budgets
         .iter()
-        .find(|b| b.mode == BudgetMode::Enforce && e.budgets[slot(b.period)].used >= b.limit)
+        .find(|b| b.mode == BudgetMode::Enforce && e.budgets[slot(b.period)].committed() >= b.limit)
 }
 
 #[cfg(test)]
@@ -554,6 +568,28 @@ routes {{ route "r" {{ upstream "u"; inference {{ provider "openai"; {block} }} 
         s.settle(1, (30, UNIX), 0, now(), UNIX);
         assert_eq!(s.admit(1, now(), UNIX).map(|l| l.budget), Ok(Some(0)));
         assert!(s.charge(1, 30, now(), UNIX).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reservations_in_flight_never_raise_an_alert() {
+        let s = Store::new(&settings(
+            r#"budget "daily" { limit 100; mode "alert-only"; }"#,
+        ));
+        let now = Instant::now;
+        // Two exchanges in flight, each reserving 60: 120 committed against 100.
+        assert!(s.charge(1, 60, now(), UNIX).is_ok());
+        assert!(s.charge(1, 60, now(), UNIX).is_ok());
+        // The first used 50: settled use is 50, under the limit, whatever is reserved.
+        assert!(s.settle(1, (60, UNIX), 50, now(), UNIX).is_empty());
+        assert_eq!(s.reached(BudgetPeriod::Daily, UNIX), 0);
+        // The second is refused upstream (a 4xx without usage): nothing was used.
+        assert!(s.settle(1, (60, UNIX), 0, now(), UNIX).is_empty());
+        // Settled use crossing the limit alerts, once.
+        assert!(s.charge(1, 60, now(), UNIX).is_ok());
+        let crossed = s.settle(1, (60, UNIX), 55, now(), UNIX);
+        assert_eq!(crossed.len(), 1, "{crossed:?}");
+        assert_eq!(s.reached(BudgetPeriod::Daily, UNIX), 1);
+        assert!(s.settle(1, (0, UNIX), 10, now(), UNIX).is_empty());
     }
 
     #[tokio::test(start_paused = true)]
