@@ -62,7 +62,7 @@ static SERVER: BlockSchema = BlockSchema {
             "work-stealing",
             Kind::Bool,
             D::Bool(false),
-            "Whether an idle worker thread may take over tasks queued on a busy one. Off, each thread serves the connections it accepted (as nginx's workers do), which costs less per request; on, a few heavy connections cannot keep one thread busy while others idle. Agents that take `response-body` events need it on.",
+            "Whether an idle worker thread may take over tasks queued on a busy one. Off, each connection is served start to finish by the one thread it was handed to (as by nginx's workers), which costs less per request; on, a few heavy connections cannot keep one thread busy while others idle. Agents that take `response-body` events need it on.",
             "work-stealing #true",
         ),
         K::new(
