@@ -188,10 +188,26 @@ fn value(s: String) -> Option<HeaderValue> {
     HeaderValue::try_from(s).ok()
 }
 
+/// Sets `name` to `value` (replacing every value it had), or removes it.
 fn set_or_remove(headers: &mut impl HeaderEdit, name: &'static str, value: Option<HeaderValue>) {
-    headers.remove(name);
-    if let Some(v) = value {
-        headers.insert_static(name, v);
+    match value {
+        Some(v) => headers.insert_static(name, v),
+        None => remove_present(headers, |n| n == name),
+    }
+}
+
+/// Removes every field whose (lower-case) name `doomed` accepts. One pass over the names the
+/// message has — usually a handful — instead of a lookup per candidate name, each of which
+/// would parse and hash that name; allocates only when there is something to remove.
+pub(crate) fn remove_present(headers: &mut impl HeaderEdit, doomed: impl Fn(&str) -> bool) {
+    let names: Vec<HeaderName> = headers
+        .map()
+        .keys()
+        .filter(|n| doomed(n.as_str()))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name.as_str());
     }
 }
 
@@ -246,9 +262,7 @@ pub(crate) fn strip_request_hop_by_hop(
     req: &mut impl HeaderEdit,
     request_id: &str,
 ) {
-    for name in REQUEST_HOP_BY_HOP {
-        req.remove(name);
-    }
+    remove_present(req, |n| REQUEST_HOP_BY_HOP.contains(&n));
     for name in nominated(original, request_id) {
         req.remove(name.as_str());
     }
@@ -258,17 +272,13 @@ pub(crate) fn strip_request_hop_by_hop(
 /// `Connection` names; `switching` when it is the 101 of an upgrade, whose `Connection` and
 /// `Upgrade` the client needs.
 pub(crate) fn strip_response_hop_by_hop(resp: &mut impl HeaderEdit, switching: bool) {
-    for name in RESPONSE_HOP_BY_HOP {
-        resp.remove(name);
-    }
     // The proxy writes the request ID after this, so it is not protected here.
     for name in nominated(resp.map(), "") {
         resp.remove(name.as_str());
     }
-    if !switching {
-        resp.remove("connection");
-        resp.remove("upgrade");
-    }
+    remove_present(resp, |n| {
+        RESPONSE_HOP_BY_HOP.contains(&n) || (!switching && (n == "connection" || n == "upgrade"))
+    });
 }
 
 /// The fields `headers`' `Connection` names, less the protected ones and `also_kept`

@@ -26,7 +26,7 @@ use crate::agents::verdict::{self, AgentState};
 use crate::audit::Rejection;
 use crate::errors::{Malformed, Refusal, respond, status_of};
 use crate::forwarding::{
-    Forwarding, apply_policy, strip_request_hop_by_hop, strip_response_hop_by_hop,
+    Forwarding, apply_policy, remove_present, strip_request_hop_by_hop, strip_response_hop_by_hop,
 };
 use crate::header_deadline::HeaderDeadline;
 use crate::inference::Exchange;
@@ -85,7 +85,8 @@ pub(crate) struct Ctx {
     /// The W3C trace context.
     pub trace: Trace,
     /// The request's span: every error-log line of the request carries its trace ID and
-    /// route. At `error` level, so it exists whenever the error log is on.
+    /// route. At `error` level, so it exists whenever the error log is on. Made by
+    /// `request_filter` once the request is routed (or refused); none before.
     pub span: tracing::Span,
     /// The matched route, as an index in `config.routes`.
     pub route: Option<usize>,
@@ -209,8 +210,6 @@ impl Zentinel {
             return Some(Refusal::NoRoute);
         };
         ctx.route = Some(found.index);
-        ctx.span
-            .record("route", rt.config.routes[found.index].id.as_str());
         let (route, rr) = rt.route(found.index);
         if strict::asks_websocket(req) && !route.websocket {
             return Some(Refusal::UpgradeNotAllowed);
@@ -273,22 +272,31 @@ fn new_peer(rt: &Runtime, pool: usize, t: usize) -> HttpPeer {
     }
 }
 
+/// The span of a request whose trace and route are settled: one creation, with both fields
+/// (a field recorded later would make the log formatter write them all again).
+fn request_span(ctx: &Ctx) -> tracing::Span {
+    match ctx.route {
+        Some(r) => tracing::error_span!(
+            "request",
+            request_id = %ctx.request_id,
+            route = %ctx.rt.config.routes[r].id
+        ),
+        None => tracing::error_span!("request", request_id = %ctx.request_id),
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for Zentinel {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
         let trace = Trace::new();
-        let span = tracing::error_span!(
-            "request",
-            request_id = %trace.id,
-            route = tracing::field::Empty
-        );
         Ctx {
             rt: self.shared.load(),
             request_id: trace.id.clone(),
             trace,
-            span,
+            // Made in `request_filter` once the route is known (`request_span`).
+            span: tracing::Span::none(),
             route: None,
             forwarding: None,
             attempt: Attempt::default(),
@@ -305,36 +313,38 @@ impl ProxyHttp for Zentinel {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // Up to the route decision nothing here logs: the span is made once both of its
+        // fields are known (recording a field later would format them all again).
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let forwarding =
+            Forwarding::new(&ctx.rt.config.server, peer, &session.req_header().headers);
+        // A trace is continued only from a trusted proxy.
+        if forwarding.trusted_peer
+            && let Some(t) = session
+                .req_header()
+                .headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .and_then(Trace::continue_from)
+        {
+            ctx.trace = t;
+            ctx.request_id.clone_from(&ctx.trace.id);
+        }
+        ctx.forwarding = Some(forwarding);
+        let listener = &ctx.rt.config.listeners[self.listener];
+        session.set_keepalive(Some(listener.idle_timeout.as_secs().max(1)));
+        // Pipelined requests are answered one after the other, in order (RFC 9112 §9.3.2);
+        // without this Pingora answers the first and drops the rest.
+        session.set_pipelining_enabled(true);
+        slow_clients::arm(session, listener);
+        let refusal = self.admit(session, ctx);
+        ctx.span = request_span(ctx);
         let span = ctx.span.clone();
         async {
-            let peer = session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip());
-            let forwarding =
-                Forwarding::new(&ctx.rt.config.server, peer, &session.req_header().headers);
-            // A trace is continued only from a trusted proxy.
-            if forwarding.trusted_peer
-                && let Some(t) = session
-                    .req_header()
-                    .headers
-                    .get("traceparent")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(Trace::continue_from)
-            {
-                ctx.trace = t;
-                ctx.request_id.clone_from(&ctx.trace.id);
-                // Recorded only when it changed: each record formats the span's fields anew.
-                ctx.span.record("request_id", ctx.request_id.as_str());
-            }
-            ctx.forwarding = Some(forwarding);
-            let listener = &ctx.rt.config.listeners[self.listener];
-            session.set_keepalive(Some(listener.idle_timeout.as_secs().max(1)));
-            // Pipelined requests are answered one after the other, in order (RFC 9112
-            // §9.3.2); without this Pingora answers the first and drops the rest.
-            session.set_pipelining_enabled(true);
-            slow_clients::arm(session, listener);
-            match self.admit(session, ctx) {
+            match refusal {
                 Some(why) => self.refuse(session, ctx, why).await,
                 None => {
                     // Retries on upstream statuses resend the request: keep its body (up to
@@ -594,7 +604,7 @@ impl ProxyHttp for Zentinel {
         let host = session
             .req_header()
             .headers
-            .get("host")
+            .get(http::header::HOST)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let header = self.request_id_header(ctx);
@@ -610,7 +620,7 @@ impl ProxyHttp for Zentinel {
         req.insert_header("traceparent", ctx.trace.traceparent())?;
         if !ctx.forwarding.as_ref().is_some_and(|f| f.trusted_peer) {
             // It belonged to the client's trace, which is not continued.
-            req.remove_header("tracestate");
+            remove_present(req, |n| n == "tracestate");
         }
         if let Some(route) = ctx.route {
             apply_policy(&ctx.rt.config.routes[route].request_headers, req);
@@ -667,7 +677,7 @@ impl ProxyHttp for Zentinel {
             self.quota_headers(ctx, resp)?;
             let header = self.request_id_header(ctx);
             resp.insert_header(header, ctx.request_id.as_str())?;
-            resp.remove_header("server");
+            remove_present(resp, |n| n == "server");
             Ok(())
         }
         .instrument(span)

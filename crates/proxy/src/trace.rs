@@ -15,16 +15,25 @@ pub(crate) struct Trace {
     flags: u8,
 }
 
+/// `v`'s low `digits` hex digits, lower case, zero-padded (one per request: no `format!`).
+fn hex(v: u128, digits: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(digits);
+    for i in (0..digits).rev() {
+        // The nibble's value is below 16.
+        out.push(char::from(HEX[((v >> (4 * i)) & 0xf) as usize]));
+    }
+    out
+}
+
 /// A random trace ID: 32 hex digits, never all zero.
 fn trace_id() -> String {
-    let v: u128 = rand::random::<u128>().max(1);
-    format!("{v:032x}")
+    hex(rand::random::<u128>().max(1), 32)
 }
 
 /// A random span ID: 16 hex digits, never all zero.
 fn span_id() -> String {
-    let v: u64 = rand::random::<u64>().max(1);
-    format!("{v:016x}")
+    hex(u128::from(rand::random::<u64>().max(1)), 16)
 }
 
 fn is_id(s: &str, len: usize) -> bool {
@@ -70,7 +79,14 @@ impl Trace {
 
     /// The `traceparent` this hop sends on.
     pub(crate) fn traceparent(&self) -> String {
-        format!("00-{}-{}-{:02x}", self.id, self.span, self.flags)
+        let mut out = String::with_capacity(55);
+        out.push_str("00-");
+        out.push_str(&self.id);
+        out.push('-');
+        out.push_str(&self.span);
+        out.push('-');
+        out.push_str(&hex(u128::from(self.flags), 2));
+        out
     }
 }
 
@@ -83,6 +99,14 @@ fn is_hex_byte(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_digits_are_lower_case_and_zero_padded() {
+        assert_eq!(hex(0xab, 2), "ab");
+        assert_eq!(hex(1, 16), "0000000000000001");
+        assert_eq!(hex(u128::MAX, 32), "f".repeat(32));
+        assert_eq!(hex(0x0123_4567_89ab_cdef, 16), "0123456789abcdef");
+    }
 
     #[test]
     fn new_traces_are_well_formed_and_distinct() {
