@@ -44,16 +44,16 @@ count() {
     done
     taskset -c 1 h2load --h1 -n 500 -c 1 "http://127.0.0.1:$port/small" > /dev/null
     callgrind_control -z "$vpid" > /dev/null 2>&1
-    local done
-    done=$(taskset -c 1 h2load --h1 -n "$N" -c 1 "http://127.0.0.1:$port/small" | awk '/^requests:/ {print $8}')
+    local answered
+    answered=$(taskset -c 1 h2load --h1 -n "$N" -c 1 "http://127.0.0.1:$port/small" | awk '/^requests:/ {print $8}')
     callgrind_control -d "$vpid" > /dev/null 2>&1
     sleep 1
     kill "$vpid" 2> /dev/null || true
     wait "$vpid" 2> /dev/null || true
     local ir
     ir=$(awk '/^summary:/ {print $2; exit}' "$(ls -t "$out"/cg.*.1 | head -n1)")
-    if [[ "$done" != "$N" ]]; then
-        echo "$name: only $done of $N requests succeeded" >&2
+    if [[ "$answered" != "$N" ]]; then
+        echo "$name: only $answered of $N requests succeeded" >&2
         return 1
     fi
     printf '%-10s %9d instructions per request\n' "$name" $((ir / N))
