@@ -709,6 +709,10 @@ impl ProxyHttp for Zentinel {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        if ctx.span.is_none() {
+            // The request failed before `request_filter` (in one of Pingora's own modules).
+            ctx.span = request_span(ctx);
+        }
         let span = ctx.span.clone();
         async {
             if let Some(reply) = ctx.agents.pending.take()
@@ -764,6 +768,9 @@ impl ProxyHttp for Zentinel {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        if ctx.span.is_none() {
+            ctx.span = request_span(ctx);
+        }
         let span = ctx.span.clone();
         async {
             let failed =
