@@ -244,15 +244,16 @@ routes {{ route "r" {{ upstream "u"; }} }}"#,
 }
 
 /// One HTTP/2 request (prior knowledge, h2c) whose body is `chunk` every `every`, `max` times,
-/// announced as `length` bytes; the stream stays open after the last chunk. Returns the
-/// status the proxy answered (`None`: the stream was reset or nothing came within 10 s) and
-/// when.
-fn h2_trickle(
+/// announced as `length` bytes. With `end`, the last chunk ends the stream; without, the
+/// stream stays open after it (a stalled client, not one that gave up). Returns the status
+/// the proxy answered (`None`: the stream was reset or nothing came within 10 s) and when.
+fn h2_upload(
     addr: SocketAddr,
     length: usize,
     chunk: &'static [u8],
     every: Duration,
     max: usize,
+    end: bool,
 ) -> (Option<u16>, Duration) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -273,17 +274,17 @@ fn h2_trickle(
         let (resp, mut body) = client.send_request(req, false).unwrap();
         let started = Instant::now();
         let writer = tokio::spawn(async move {
-            for _ in 0..max {
-                let end = false;
+            for i in 0..max {
+                let last = end && i + 1 == max;
                 if body
-                    .send_data(bytes::Bytes::from_static(chunk), end)
+                    .send_data(bytes::Bytes::from_static(chunk), last)
                     .is_err()
                 {
                     return;
                 }
                 tokio::time::sleep(every).await;
             }
-            // Keep the stream open: a stalled client, not one that gave up.
+            // Keep the stream open until the test is done with it.
             tokio::time::sleep(Duration::from_secs(60)).await;
             drop(body);
         });
@@ -321,7 +322,7 @@ routes {{ route "r" {{ upstream "u"; }} }}"#,
         thread::sleep(Duration::from_millis(200));
         served(gap);
     });
-    let (status, at) = h2_trickle(gap, 1000, b"0123456789", Duration::from_secs(60), 1);
+    let (status, at) = h2_upload(gap, 1000, b"0123456789", Duration::from_secs(60), 1, false);
     normal.join().unwrap();
     assert_eq!(status, Some(408), "after {at:?}");
     assert!(
@@ -333,7 +334,7 @@ routes {{ route "r" {{ upstream "u"; }} }}"#,
     assert_eq!(line["status"], 408, "{line}");
 
     // One byte every 200 ms: cut at grace (1 s) + bytes / rate, about 1.05 s.
-    let (status, at) = h2_trickle(rate, 1000, b"x", Duration::from_millis(200), 100);
+    let (status, at) = h2_upload(rate, 1000, b"x", Duration::from_millis(200), 100, false);
     assert_eq!(status, Some(408), "after {at:?}");
     assert!(
         at >= Duration::from_millis(950) && at < Duration::from_millis(3500),
@@ -344,33 +345,15 @@ routes {{ route "r" {{ upstream "u"; }} }}"#,
     assert_eq!(line["status"], 408, "{line}");
 
     // 100 bytes every 200 ms (500 B/s), the last with the stream's end: served whole.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let status = rt.block_on(async move {
-        let tcp = tokio::net::TcpStream::connect(rate).await.unwrap();
-        let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let req = http::Request::builder()
-            .method("POST")
-            .uri("http://h/upload")
-            .header("content-length", 1000)
-            .body(())
-            .unwrap();
-        let (resp, mut body) = client.send_request(req, false).unwrap();
-        for i in 0..10 {
-            body.send_data(bytes::Bytes::from_static(&[b'y'; 100]), i == 9)
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        tokio::time::timeout(Duration::from_secs(10), resp)
-            .await
-            .map(|r| r.map(|r| r.status().as_u16()))
-    });
-    assert!(matches!(status, Ok(Ok(200))), "{status:?}");
+    let (status, at) = h2_upload(
+        rate,
+        1000,
+        &[b'y'; 100],
+        Duration::from_millis(200),
+        10,
+        true,
+    );
+    assert_eq!(status, Some(200), "after {at:?}");
     let uploads = up
         .requests()
         .into_iter()

@@ -31,6 +31,8 @@ pub mod runtime;
 mod server;
 mod slow_clients;
 mod strict;
+#[cfg(test)]
+mod test_config;
 mod tls;
 mod trace;
 pub mod unsupported;

@@ -306,15 +306,7 @@ impl Summary {
 mod tests {
     use super::*;
 
-    fn config(extra: &str, addr: &str) -> Config {
-        let text = format!(
-            r#"listeners {{ listener "w" {{ address "{addr}"; }} }}
-upstreams {{ upstream "u" {{ target "127.0.0.1:2"; }} }}
-routes {{ route "r" {{ upstream "u"; }} }}
-{extra}"#
-        );
-        zentinel_config::load_str("t.kdl", &text).unwrap_or_else(|d| panic!("{d}"))
-    }
+    use crate::test_config::minimal as config;
 
     #[test]
     fn routes_may_change_listener_addresses_and_caps_may_not() {

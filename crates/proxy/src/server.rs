@@ -337,13 +337,7 @@ mod tests {
     use super::*;
 
     fn config(server: &str) -> Config {
-        let text = format!(
-            r#"listeners {{ listener "w" {{ address "127.0.0.1:1"; }} }}
-upstreams {{ upstream "u" {{ target "127.0.0.1:2"; }} }}
-routes {{ route "r" {{ upstream "u"; }} }}
-{server}"#
-        );
-        zentinel_config::load_str("t.kdl", &text).unwrap_or_else(|d| panic!("{d}"))
+        crate::test_config::minimal(server, "127.0.0.1:1")
     }
 
     #[test]
